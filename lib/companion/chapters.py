@@ -1,0 +1,157 @@
+"""The chapter registry and the session a chapter notebook runs in.
+
+A chapter is a notebook `book/chapters/<id>.ipynb` backed by an experiment module
+`companion.experiments.<module>` that defines `Config` (its parameters), `SCALES` (a
+preset Config per scale), `run(cfg, dev)` (pure compute) and `CLAIMS`.
+"""
+import dataclasses
+import importlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from companion import device as devices
+from companion import params as P
+from companion.results import Provenance, atomic_write_bytes, atomic_write_json, lib_hash, repo_root, stable_hash
+
+PARTS = ("Training dynamics", "Optimization", "Data & compression", "Collaborative learning", "AI & education")
+
+
+@dataclass(frozen=True)
+class Chapter:
+    id: str
+    title: str
+    part: str
+    module: str
+    datasets: tuple
+    minutes: dict  # expected wall minutes per scale (smoke/cpu on 2 CPU cores, gpu on one H100)
+
+    @property
+    def notebook(self) -> Path:
+        return repo_root() / "book" / "chapters" / f"{self.id}.ipynb"
+
+    def experiment(self):
+        return importlib.import_module(f"companion.experiments.{self.module}")
+
+    def param_specs(self) -> dict:
+        return {**P.RUN_OPTIONS, **P.fields(self.experiment().Config)}
+
+
+CHAPTERS = {c.id: c for c in [
+    Chapter("scaling-cooldown", "Scaling laws and compute-optimal training beyond fixed durations",
+            "Training dynamics", "scaling_cooldown", ("tinyshakespeare",),
+            {"smoke": 0.6, "cpu": 8, "gpu": 7}),
+]}
+
+
+def get(chapter_id: str) -> Chapter:
+    if chapter_id not in CHAPTERS:
+        raise P.ParamError(f"unknown chapter {chapter_id!r}; chapters: {', '.join(CHAPTERS)}")
+    return CHAPTERS[chapter_id]
+
+
+def resolve_scale(scale: str) -> str:
+    if scale == "auto":
+        import torch
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return scale
+
+
+def configure(ch: Chapter, scale: str, overrides: dict):
+    """The experiment Config for `scale` with `overrides` applied; raises ParamError."""
+    specs = P.fields(ch.experiment().Config)
+    P.check_names(overrides, list(specs))
+    values = {k: P.coerce(k, specs[k], v) for k, v in overrides.items() if v is not None}
+    base = ch.experiment().SCALES[resolve_scale(scale)]
+    cfg = dataclasses.replace(base, **values)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
+def code_cells(nb: dict) -> list:
+    """Sources of the code cells that define a chapter (papermill's injected cell excluded)."""
+    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in nb["cells"] if c["cell_type"] == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+
+def execution_key(ch: Chapter, scale: str, cfg, nb_path=None) -> str:
+    """What an executed chapter depends on: its code cells, the library source, the scale
+    and the experiment parameters. `make book` skips chapters whose key is unchanged."""
+    nb = json.loads(Path(nb_path or ch.notebook).read_text())
+    return stable_hash({"code": code_cells(nb), "lib": lib_hash(), "scale": scale,
+                        "config": dataclasses.asdict(cfg)})
+
+
+class Session:
+    """A chapter run inside its notebook: config, device, provenance and artifacts.
+
+    Artifacts are staged in `<out_dir>.partial/` and swapped into `out_dir` by `finish`,
+    so an interrupted run leaves the previous complete artifacts (or none)."""
+
+    def __init__(self, chapter_id: str, namespace: dict):
+        self.chapter = get(chapter_id)
+        specs = self.chapter.param_specs()
+        given = {k: namespace[k] for k in specs if k in namespace}
+        run = {k: P.coerce(k, P.RUN_OPTIONS[k], given.get(k, P.RUN_OPTIONS[k]["default"])) for k in P.RUN_OPTIONS}
+        self.scale = resolve_scale(run["scale"])
+        self.cfg = configure(self.chapter, self.scale, {k: v for k, v in given.items() if k not in P.RUN_OPTIONS})
+        self.dev = devices.setup(getattr(self.cfg, "seed", 0), run["threads"], run["device"])
+        out = run["out_dir"] or f"_build/runs/{chapter_id}/{self.scale}"
+        self.out_dir = Path(out) if Path(out).is_absolute() else repo_root() / out
+        self.stage = self.out_dir.with_name(self.out_dir.name + ".partial")
+        shutil.rmtree(self.stage, ignore_errors=True)
+        (self.stage / "figures").mkdir(parents=True)
+        self.provenance = Provenance(chapter_id, self.scale, {**run, **dataclasses.asdict(self.cfg)},
+                                     devices.describe(self.dev))
+        self.n_figures = 0
+
+    def compute(self, progress: bool = True):
+        """The experiment's results (cached by configuration; see results.cached)."""
+        return self.chapter.experiment().run(self.cfg, self.dev, progress=progress)
+
+    def figure(self, fig, name: str, caption: str):
+        """Save `fig` as figures/<name>.png, show it, and print its numbered caption with
+        the scale it was made at."""
+        from IPython.display import Markdown, display
+
+        from companion.plotting import png_bytes, plt
+        atomic_write_bytes(self.stage / "figures" / f"{name}.png", png_bytes(fig))
+        self.n_figures += 1
+        plt.show()
+        display(Markdown(f"**Figure {self.n_figures}.** {caption} *(scale: `{self.scale}`; "
+                         f"`figures/{name}.png`)*"))
+
+    def finish(self, metrics: dict, claim_rows: list) -> dict:
+        """Write metrics.json, claims.json and provenance.json, then swap the staged
+        artifacts into out_dir. Returns the provenance record."""
+        prov = self.provenance.finish()
+        atomic_write_json(self.stage / "metrics.json", metrics)
+        atomic_write_json(self.stage / "claims.json", claim_rows)
+        atomic_write_json(self.stage / "provenance.json", prov)
+        swap_dir(self.stage, self.out_dir)
+        return prov
+
+
+def swap_dir(new: Path, dest: Path):
+    """Replace folder `dest` by `new` with two renames; files in dest that `new` lacks
+    (the executed notebook written by the CLI) are carried over."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    old = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        for p in dest.iterdir():
+            if p.is_file() and p.suffix == ".ipynb" and not (new / p.name).exists():
+                shutil.copy2(p, new / p.name)
+        dest.rename(old)
+    new.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def start(chapter_id: str, namespace: dict) -> Session:
+    """Open a chapter session from the notebook's parameters (its globals())."""
+    from companion import plotting
+    plotting.apply()
+    return Session(chapter_id, namespace)

@@ -1,0 +1,218 @@
+"""`python -m companion`: list, run, compute, build, claims.
+
+Every bad input (unknown chapter or parameter, wrong type, out-of-range value, unknown
+scale, missing or corrupted dataset, unwritable output folder) is reported as one line on
+stderr with exit status 2, before any kernel starts and before anything is written.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from companion import chapters as CH
+from companion import params as P
+from companion.data import DataError
+from companion.results import atomic_write_bytes, repo_root
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the whole usage)
+        raise UsageError(f"{message} (see 'python -m companion {self.prog.split()[-1]} --help')")
+
+
+def _check_writable(out: Path):
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {out} is not writable (nearest existing folder: {probe})")
+    if out.exists() and not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {out} is not writable")
+
+
+def _prepare(chapter_id: str, scale: str, pairs):
+    """Validate everything a run needs; returns (chapter, scale, config, run options, overrides)."""
+    ch = CH.get(chapter_id)
+    if scale not in P.SCALES + ("auto",):
+        raise P.ParamError(f"unknown scale {scale!r}; scales: {', '.join(P.SCALES)}, auto")
+    scale = CH.resolve_scale(scale)
+    specs = ch.param_specs()
+    allowed = [k for k in specs if k not in ("scale", "out_dir")]
+    given = {}
+    for name, value in pairs or []:
+        P.check_names([name], allowed)
+        given[name] = P.coerce(name, specs[name], value)
+    run_opts = {k: given.pop(k) for k in list(given) if k in P.RUN_OPTIONS}
+    cfg = CH.configure(ch, scale, given)
+    if run_opts.get("device") == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise P.ParamError("parameter 'device' is 'cuda' but CUDA is not available; allowed here: auto, cpu")
+    from companion import data
+    for name in ch.datasets:
+        data.path(name)
+    return ch, scale, cfg, run_opts, given
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(repo_root()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) -> Path:
+    """Execute the chapter notebook with papermill into `out` (see design.md); returns the
+    executed notebook's path. The notebook's own Session swaps the artifacts into `out`."""
+    import papermill as pm
+
+    _check_writable(out)
+    key = CH.execution_key(ch, scale, cfg)
+    parameters = {"scale": scale, "out_dir": _rel(out), **run_opts,
+                  **{k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{ch.id}.", suffix=".ipynb")
+    os.close(fd)
+    t0 = time.time()
+    try:
+        pm.execute_notebook(str(ch.notebook), tmp, parameters=parameters, cwd=str(ch.notebook.parent),
+                            kernel_name="python3", progress_bar=False, log_output=log_output)
+    except BaseException as e:
+        failed = out.with_name(out.name + ".failed.ipynb")
+        if Path(tmp).exists():
+            os.replace(tmp, failed)
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        name = getattr(e, "ename", type(e).__name__)
+        raise RuntimeError(f"{ch.id} failed at scale {scale}: {name}: {getattr(e, 'evalue', e)} "
+                           f"(executed notebook: {failed})") from None
+    nb = json.loads(Path(tmp).read_text())
+    nb["metadata"]["companion"] = {"key": key, "scale": scale, "config": dataclasses.asdict(cfg),
+                                   "wall_time_s": round(time.time() - t0, 1)}
+    dest = out / f"{ch.id}.ipynb"
+    atomic_write_bytes(dest, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
+    Path(tmp).unlink(missing_ok=True)
+    return dest
+
+
+def cmd_list(args):
+    for ch in CH.CHAPTERS.values():
+        times = ", ".join(f"{s} ~{ch.minutes[s]:g} min" for s in P.SCALES)
+        print(f"{ch.id:20s} {ch.title}  [{times}]")
+        if args.verbose:
+            exp = ch.experiment()
+            for name, spec in ch.param_specs().items():
+                presets = ""
+                if name not in P.RUN_OPTIONS:
+                    presets = "  (" + ", ".join(f"{s}: {getattr(exp.SCALES[s], name)}" for s in P.SCALES) + ")"
+                print(f"    {name:14s} {P.describe(spec)}{presets}")
+    return 0
+
+
+def cmd_run(args):
+    ch, scale, cfg, run_opts, overrides = _prepare(args.chapter, args.scale, args.param)
+    out = Path(args.out) if args.out else repo_root() / "_build" / "runs" / ch.id / scale
+    _check_writable(out)
+    t0 = time.time()
+    nb = execute(ch, scale, cfg, run_opts, overrides, out, log_output=args.verbose)
+    rows = json.loads((out / "claims.json").read_text())
+    print(f"{ch.id} ({scale}): {sum(r['holds'] for r in rows)}/{len(rows)} claims hold; "
+          f"{len(list((out / 'figures').glob('*.png')))} figures; {time.time() - t0:.0f} s; notebook {nb}")
+    return 0
+
+
+def cmd_compute(args):
+    from companion import device
+    ch, scale, cfg, run_opts, _ = _prepare(args.chapter, args.scale, args.param)
+    dev = device.setup(getattr(cfg, "seed", 0), run_opts.get("threads", 0), run_opts.get("device", "auto"))
+    t0 = time.time()
+    ch.experiment().run(cfg, dev, progress=True)
+    print(f"{ch.id} ({scale}) computed on {device.describe(dev)} in {time.time() - t0:.0f} s; "
+          f"results cached under {os.environ.get('COMPANION_CACHE', '_build/cache')}")
+    return 0
+
+
+def cmd_build(args):
+    from companion import book
+    for ch in CH.CHAPTERS.values():
+        scale = CH.resolve_scale(args.scale)
+        cfg = CH.configure(ch, scale, {})
+        stored = json.loads(ch.notebook.read_text())["metadata"].get("companion", {}).get("key")
+        if stored == CH.execution_key(ch, scale, cfg) and not args.force:
+            print(f"{ch.id}: up to date at scale {scale}")
+            continue
+        for name in ch.datasets:
+            from companion import data
+            data.path(name)
+        print(f"{ch.id}: executing at scale {scale} (~{ch.minutes[scale]:g} min)", flush=True)
+        out = repo_root() / "_build" / "runs" / ch.id / scale
+        nb = execute(ch, scale, cfg, {}, {}, out)
+        book.publish(ch, scale, out, nb)
+    book.write_dashboard()
+    if args.no_html:
+        return 0
+    return book.build_html()
+
+
+def cmd_claims(args):
+    from companion import book
+    rows = book.load_claims(args.dir, args.chapter)
+    if not rows:
+        raise UsageError("no claims.json found" + (f" under {args.dir}" if args.dir else " in data/runs"))
+    for r in rows:
+        mark = "✓" if r["holds"] else "✗"
+        print(f"{mark} [{r.get('chapter', '')}/{r['scale']}] {r['claim']}: ours {r.get('our_value_text', r['our_value'])}"
+              f" | paper {r['paper_value']}")
+    return 0
+
+
+def parser():
+    p = _Parser(prog="python -m companion", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    s = sub.add_parser("list", help="chapters, scales and expected times")
+    s.add_argument("-v", "--verbose", action="store_true", help="also list every parameter and its presets")
+    s.set_defaults(fn=cmd_list)
+    for name, fn, helptext in (("run", cmd_run, "execute a chapter notebook with papermill"),
+                               ("compute", cmd_compute, "fill the result cache without Jupyter (e.g. on a GPU)")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("chapter")
+        s.add_argument("--scale", default="auto", help="smoke | cpu | gpu | auto (default)")
+        s.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="override one parameter (repeatable)")
+        if name == "run":
+            s.add_argument("--out", help="artifact folder (default _build/runs/<chapter>/<scale>)")
+            s.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's output")
+        s.set_defaults(fn=fn)
+    s = sub.add_parser("build", help="execute stale chapters, publish their runs, build the HTML book")
+    s.add_argument("--scale", default="auto", choices=P.SCALES + ("auto",))
+    s.add_argument("--force", action="store_true", help="re-execute every chapter")
+    s.add_argument("--no-html", action="store_true", help="skip the jupyter-book build")
+    s.set_defaults(fn=cmd_build)
+    s = sub.add_parser("claims", help="print claims tables (committed runs by default)")
+    s.add_argument("chapter", nargs="?")
+    s.add_argument("--dir", help="a run folder (holding claims.json) instead of data/runs")
+    s.set_defaults(fn=cmd_claims)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        return args.fn(args)
+    except (UsageError, P.ParamError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished sub-runs are cached; rerun to resume", file=sys.stderr)
+        return 130

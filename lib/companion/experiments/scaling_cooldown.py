@@ -1,0 +1,321 @@
+"""Hägele et al. (2024): constant LR + cooldown vs cosine, on a char-level Llama-style GPT.
+
+Protocol for each model size (brief, section 5): a cosine run (to 10% of the peak) from
+scratch for every target length T; one constant-LR trunk to max(T) with snapshots of
+model and optimizer state at every branching point; for each T a cooldown branched from
+the trunk at (1 - f) T and run to T (WSD, Eq. 1). For the main size, also a linear
+cooldown, a sweep of cooldown lengths, windowed SWA on the trunk, and a fresh WSD run
+that must equal its branched twin bit-for-bit.
+
+`run` is pure compute; every sub-run is cached by its configuration, so an interrupted
+run resumes from its last finished sub-run.
+"""
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from companion import claims as C
+from companion.data import CharCorpus
+from companion.metrics.flops import training_flops_per_step
+from companion.models.gpt import GPT, GPTConfig
+from companion.optim import schedules
+from companion.optim.averaging import WindowedSWA
+from companion.params import ParamError
+from companion.results import cached
+from companion.train import adamw, evaluate, train
+
+CHAPTER = "scaling-cooldown"
+
+
+def _p(default, help, **kw):
+    return field(default=default, metadata=dict(help=help, **kw))
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = _p(0, "seed of initialisation and data order", range=(0, 2**31 - 1))
+    d_model: int = _p(64, "width of the main model", range=(16, 8192))
+    n_layer: int = _p(2, "depth of the main model", range=(1, 96))
+    head_dim: int = _p(16, "attention head size; heads = width / head_dim", range=(4, 256))
+    seq_len: int = _p(64, "context length in characters", range=(8, 8192))
+    batch_size: int = _p(16, "sequences per optimizer step", range=(1, 4096))
+    lr: float = _p(3e-3, "peak LR, the same for cosine and constant", range=(1e-6, 1.0))
+    warmup: int = _p(75, "linear warmup steps (all schedules)", range=(0, 10**6))
+    weight_decay: float = _p(0.1, "AdamW decoupled weight decay on Linear weights", range=(0.0, 1.0))
+    beta2: float = _p(0.95, "AdamW beta2 (beta1 = 0.9)", range=(0.5, 0.99999))
+    clip: float = _p(1.0, "gradient-norm clipping (0 = off)", range=(0.0, 1e6))
+    targets: tuple[int, ...] = _p((500, 1000, 1500), "training lengths T (steps)", range=(10, 10**7))
+    cooldown_frac: float = _p(0.2, "cooldown length as a fraction of T", range=(0.01, 0.9))
+    sweep_fracs: tuple[float, ...] = _p((0.05, 0.1, 0.4), "other cooldown fractions tried at max(T)",
+                                        range=(0.01, 0.9))
+    swa_horizon: int = _p(150, "SWA window length in steps (snapshot every step)", range=(2, 10**6))
+    widths: tuple[int, ...] = _p((32, 64, 96), "model widths of the scaling sweep", range=(16, 8192))
+    depths: tuple[int, ...] = _p((2, 2, 3), "model depths of the scaling sweep (one per width)", range=(1, 96))
+    eval_every: int = _p(100, "steps between validation evaluations", range=(1, 10**6))
+    eval_batches: int = _p(16, "fixed validation batches", range=(1, 10**4))
+
+    def validate(self):
+        t = self.targets
+        if list(t) != sorted(set(t)):
+            raise ParamError(f"parameter 'targets' must be strictly increasing; got {','.join(map(str, t))}")
+        if any(x % self.eval_every for x in t):
+            raise ParamError(f"parameter 'eval_every' ({self.eval_every}) must divide every target {t}")
+        first = min([branch_point(x, self.cooldown_frac) for x in t] +
+                    [branch_point(t[-1], g) for g in self.sweep_fracs])
+        if self.warmup >= first:
+            raise ParamError(f"parameter 'warmup' ({self.warmup}) must end before the first cooldown starts "
+                             f"(step {first})")
+        if len(self.widths) != len(self.depths):
+            raise ParamError(f"parameters 'widths' and 'depths' must have the same length; "
+                             f"got {len(self.widths)} and {len(self.depths)}")
+        for d in (self.d_model, *self.widths):
+            if d % self.head_dim:
+                raise ParamError(f"every width must be a multiple of head_dim={self.head_dim}; got {d}")
+        if self.swa_horizon > t[-1]:
+            raise ParamError(f"parameter 'swa_horizon' ({self.swa_horizon}) must be at most max(targets)")
+
+
+SCALES = {
+    "smoke": Config(targets=(120, 240), warmup=12, sweep_fracs=(0.05, 0.4), swa_horizon=24,
+                    widths=(32, 64), depths=(2, 2), eval_every=24, eval_batches=4, batch_size=8),
+    "cpu": Config(),
+    # Proposal for one H100 (brief, section 6, gpu): larger models, 16k tokens per step.
+    "gpu": Config(d_model=256, n_layer=6, head_dim=64, seq_len=256, batch_size=64, lr=2e-3,
+                  warmup=100, widths=(128, 192, 256), depths=(4, 6, 6), swa_horizon=150,
+                  sweep_fracs=(0.05, 0.1, 0.4), eval_batches=32),
+}
+
+
+def size_key(d: int, L: int) -> str:
+    return f"d{d}-L{L}"
+
+
+def gpt_config(cfg: Config, d: int, L: int, vocab: int) -> GPTConfig:
+    return GPTConfig(vocab_size=vocab, seq_len=cfg.seq_len, n_layer=L, n_head=d // cfg.head_dim, d_model=d)
+
+
+class _Runner:
+    """Builds identically initialised models of one size and trains them on one data stream."""
+
+    def __init__(self, cfg: Config, corpus: CharCorpus, val, dev, d: int, L: int, progress: bool):
+        self.cfg, self.corpus, self.val, self.dev, self.progress = cfg, corpus, val, dev, progress
+        self.gcfg = gpt_config(cfg, d, L, corpus.vocab_size)
+        self.name = size_key(d, L)
+        # every sub-run's cache key: all that changes its numbers
+        self.key = {k: v for k, v in asdict(cfg).items() if k not in ("targets", "sweep_fracs", "widths", "depths",
+                                                                      "d_model", "n_layer", "swa_horizon")}
+        self.key["model"] = asdict(self.gcfg)
+
+    def fresh(self):
+        torch.manual_seed(self.cfg.seed)
+        model = GPT(self.gcfg).to(self.dev)
+        return model, adamw(model, self.cfg.lr, (0.9, self.cfg.beta2), self.cfg.weight_decay)
+
+    def train(self, schedule, start, end, snap=None, desc="", **kw):
+        model, opt = self.fresh()
+        if snap is not None:
+            model.load_state_dict(snap["model"])
+            opt.load_state_dict(copy.deepcopy(snap["optimizer"]))
+        c = self.cfg
+        return train(model, opt, schedule, lambda t: self.corpus.train_batch(t, c.batch_size, c.seq_len, c.seed),
+                     start, end, lr=c.lr, val_batches=self.val, eval_every=c.eval_every, clip=c.clip, dev=self.dev,
+                     desc=f"{self.name} {desc}", progress=self.progress, **kw)
+
+    def cached(self, name, extra, fn):
+        return cached(CHAPTER, f"{self.name}-{name}", {**self.key, **extra}, fn)
+
+    def initial_val(self):
+        return self.cached("init", {}, lambda: evaluate(self.fresh()[0], self.val, self.dev))
+
+    def cosine(self, T):
+        sched = schedules.make("cosine", total=T, warmup=self.cfg.warmup, final=0.1)
+        return self.cached(f"cosine-T{T}", {"T": T}, lambda: self.train(sched, 0, T, desc=f"cosine T={T}")[0])
+
+    def trunk(self, T_max, branch_points, swa_horizon=None):
+        """The constant-LR run to T_max with snapshots at the branch points, and (optionally)
+        windowed SWA evaluated each time a window completes."""
+        def compute():
+            hooks, swa_curve = [], {"steps": [], "val": []}
+            if swa_horizon:
+                swa, scratch = WindowedSWA(swa_horizon, 1), GPT(self.gcfg).to(self.dev)
+
+                def hook(model):
+                    swa.update(model)
+                    if swa.count % swa.h == 0:
+                        scratch.load_state_dict(swa.average())
+                        swa_curve["steps"].append(swa.count)
+                        swa_curve["val"].append(evaluate(scratch, self.val, self.dev))
+                hooks.append(hook)
+            sched = schedules.make("constant", warmup=self.cfg.warmup)
+            hist, snaps = self.train(sched, 0, T_max, snapshot_at=branch_points, on_step=hooks, desc="constant trunk")
+            if swa_horizon:  # the paper's horizon sweep: mean of the last n windows, n <= 5
+                swa_curve["horizon_val"] = {}
+                for n in range(1, min(5, len(swa.windows)) + 1):
+                    scratch.load_state_dict(swa.average(n))
+                    swa_curve["horizon_val"][n * swa_horizon] = evaluate(scratch, self.val, self.dev)
+            return {"history": hist, "snapshots": snaps, "swa": swa_curve if swa_horizon else None}
+        return self.cached("trunk", {"T_max": T_max, "branch_points": sorted(branch_points), "swa": swa_horizon},
+                           compute)
+
+    def cooldown(self, trunk, T, frac, shape):
+        """Branch at N_h = T - int(frac T) from the trunk and cool down to 0 over the rest."""
+        sched = schedules.make("wsd", total=T, warmup=self.cfg.warmup, cooldown_frac=frac, shape=shape)
+        start = T - int(frac * T)
+        return self.cached(f"cooldown-{shape}-T{T}-f{frac}", {"T": T, "frac": frac, "shape": shape},
+                           lambda: self.train(sched, start, T, snap=trunk["snapshots"][start],
+                                              desc=f"{shape} cooldown T={T}")[0])
+
+    def wsd_from_scratch(self, T, frac, shape):
+        sched = schedules.make("wsd", total=T, warmup=self.cfg.warmup, cooldown_frac=frac, shape=shape)
+        return self.cached(f"wsd-fresh-{shape}-T{T}-f{frac}", {"T": T, "frac": frac, "shape": shape},
+                           lambda: self.train(sched, 0, T, desc=f"fresh WSD T={T}")[0])
+
+
+def branch_point(T: int, frac: float) -> int:
+    return T - int(frac * T)
+
+
+def run(cfg: Config, dev, progress: bool = True) -> dict:
+    """All training runs of the chapter; returns histories and per-size facts."""
+    corpus = CharCorpus.load("tinyshakespeare")
+    val = corpus.val_batches(cfg.eval_batches, cfg.batch_size, cfg.seq_len)
+    T_max, f = cfg.targets[-1], cfg.cooldown_frac
+    main = size_key(cfg.d_model, cfg.n_layer)
+    sizes = dict.fromkeys([(cfg.d_model, cfg.n_layer), *zip(cfg.widths, cfg.depths)])
+    out = {"main": main, "sizes": {}}
+    for d, L in sizes:
+        r = _Runner(cfg, corpus, val, dev, d, L, progress)
+        is_main = r.name == main
+        points = {branch_point(T, f) for T in cfg.targets}
+        if is_main:
+            points |= {branch_point(T_max, g) for g in cfg.sweep_fracs}
+        trunk = r.trunk(T_max, points, cfg.swa_horizon if is_main else None)
+        s = {"d": d, "L": L, "params": GPT(r.gcfg).num_params(),
+             "flops_per_step": training_flops_per_step(r.gcfg, cfg.batch_size),
+             "initial_val": r.initial_val(),
+             "cosine": {T: r.cosine(T) for T in cfg.targets},
+             "trunk": trunk["history"], "swa": trunk["swa"],
+             "cooldown": {T: r.cooldown(trunk, T, f, "1-sqrt") for T in cfg.targets}}
+        if is_main:
+            s["linear"] = r.cooldown(trunk, T_max, f, "linear")
+            s["sweep"] = {g: r.cooldown(trunk, T_max, g, "1-sqrt") for g in sorted({*cfg.sweep_fracs, f})}
+            s["fresh_wsd"] = r.wsd_from_scratch(cfg.targets[0], f, "1-sqrt")
+        out["sizes"][r.name] = s
+    return out
+
+
+def branch_difference(trunk, branch, fresh) -> float:
+    """Largest |difference| between the branched run (trunk up to the branch point, then
+    the cooldown) and the same WSD schedule run from scratch: training losses of every
+    step and every validation loss. Zero means bit-for-bit equal."""
+    start = branch.steps[0]
+    joined = trunk.train_loss[:start] + branch.train_loss
+    diffs = [abs(a - b) for a, b in zip(joined, fresh.train_loss)]
+    diffs.append(abs(branch.final_val - fresh.final_val))
+    return max(diffs) if len(joined) == len(fresh.train_loss) else math.inf
+
+
+def metrics(res: dict, cfg: Config) -> dict:
+    """The numbers the claims and figures use (no timings, so equal seeds give equal files)."""
+    T0, T_max, f = cfg.targets[0], cfg.targets[-1], cfg.cooldown_frac
+    m = res["sizes"][res["main"]]
+    out = {"targets": list(cfg.targets), "main_size": res["main"], "sizes": {}}
+    for name, s in res["sizes"].items():
+        # steps actually trained: one cosine per length vs trunk to the last branch point + cooldowns
+        steps_cos = sum(len(h.steps) for h in s["cosine"].values())
+        steps_cd = branch_point(T_max, f) + sum(len(h.steps) for h in s["cooldown"].values())
+        out["sizes"][name] = {
+            "params": s["params"], "flops_per_step": s["flops_per_step"], "initial_val": s["initial_val"],
+            "cosine_final": {str(T): s["cosine"][T].final_val for T in cfg.targets},
+            "cooldown_final": {str(T): s["cooldown"][T].final_val for T in cfg.targets},
+            "constant_final": s["trunk"].final_val,
+            "compute_ratio": steps_cd / steps_cos,  # the flops per step are shared, so FLOPs ratio = steps ratio
+        }
+    sizes = out["sizes"].values()
+    gaps = [s["cooldown_final"][str(T)] / s["cosine_final"][str(T)] - 1 for s in sizes for T in cfg.targets]
+    main_gaps = [m["cooldown"][T].final_val / m["cosine"][T].final_val - 1 for T in cfg.targets]
+    x = torch.tensor([math.exp(s["cooldown_final"][str(T)]) for s in sizes for T in cfg.targets])
+    y = torch.tensor([math.exp(s["cosine_final"][str(T)]) for s in sizes for T in cfg.targets])
+    slope = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    swa = m["swa"]["val"][-1]
+    const = m["trunk"].final_val
+    cd = m["cooldown"][T_max].final_val
+    fr = sorted(m["sweep"])
+    out.update({
+        "initial_val": m["initial_val"],
+        "cd_vs_cos_rel_gap": main_gaps,
+        "cd_vs_cos_rel_gap_max": max(main_gaps),
+        "sqrt_minus_linear": cd - m["linear"].final_val,
+        "constant_final": const,
+        "swa_final": swa,
+        "swa_best_horizon_final": min(m["swa"]["horizon_val"].values()),
+        "cooldown_final": cd,
+        "swa_minus_constant": swa - const,
+        "cooldown_minus_swa": cd - swa,
+        "swa_gap_closed": (const - swa) / (const - cd) if const != cd else float("nan"),
+        "cycle_mismatch": m["cosine"][T_max].val_at(T0) - m["cosine"][T0].final_val,
+        "sweep_final": {str(g): m["sweep"][g].final_val for g in fr},
+        "short_minus_main_cooldown": m["sweep"][fr[0]].final_val - m["sweep"][f].final_val,
+        "long_minus_main_cooldown": m["sweep"][fr[-1]].final_val - m["sweep"][f].final_val,
+        "scaling_rel_gap_max_abs": max(abs(g) for g in gaps),
+        "scaling_slope": slope,
+        "compute_ratio": max(s["compute_ratio"] for s in sizes),
+        "branch_equivalence_max_abs_diff": branch_difference(m["trunk"], m["cooldown"][T0], m["fresh_wsd"]),
+        "final_val_best": min(s["cooldown_final"][str(T_max)] for s in sizes),
+    })
+    return out
+
+
+def _pct(x):
+    return f"{100 * x:+.2f}%"
+
+
+CLAIMS = [
+    C.Claim("wsd-matches-cosine",
+            "Constant LR + 20% (1-sqrt) cooldown matches cosine (to 10%) at every training length",
+            "final ppl within ≈0.3 of cosine at 22k/33k/44k steps (210M; Fig. 3, README)",
+            lambda m: m["cd_vs_cos_rel_gap_max"], lambda v: v <= 0.01,
+            "worst (L_cd / L_cos − 1) over the lengths ≤ +1%", "{:+.2%}"),
+    C.Claim("sqrt-beats-linear",
+            "The (1-sqrt) cooldown is at least as good as the linear one",
+            "1-sqrt below linear, more so for long runs (Fig. 4)",
+            lambda m: m["sqrt_minus_linear"], lambda v: v <= 0.01,
+            "L(1-sqrt) − L(linear) ≤ 0.01 nats at the longest length", "{:+.4f} nats"),
+    C.Claim("cooldown-length",
+            "A longer cooldown helps: 20% beats 5%",
+            "cooldown surpasses cosine at 10–20% of steps (Fig. 5)",
+            lambda m: m["short_minus_main_cooldown"], lambda v: v > 0,
+            "L(5% cooldown) − L(20% cooldown) > 0", "{:+.4f} nats"),
+    C.Claim("cooldown-plateau",
+            "Gains plateau: a 40% cooldown is not clearly better than 20%",
+            "largely stops improving when done over a majority of training (Fig. 5)",
+            lambda m: m["long_minus_main_cooldown"], lambda v: v >= -0.01,
+            "L(40%) − L(20%) ≥ −0.01 nats", "{:+.4f} nats"),
+    C.Claim("swa-helps",
+            "SWA on the constant-LR run greatly improves it",
+            "SWA strongly improves constant-LR checkpoints (Fig. 10)",
+            lambda m: m["swa_minus_constant"], lambda v: v < -0.03,
+            "L(const + SWA) − L(const) < −0.03 nats", "{:+.4f} nats"),
+    C.Claim("swa-below-cooldown",
+            "…but SWA does not reach an explicit cooldown",
+            "SWA does not match the cooldown (Fig. 10)",
+            lambda m: m["cooldown_minus_swa"], lambda v: v <= 0.005,
+            "L(cooldown) − L(const + SWA) ≤ 0.005 nats", "{:+.4f} nats"),
+    C.Claim("cycle-mismatch",
+            "Cosine is good only at its own length: a long cosine stopped early is worse",
+            "the long cycle lies above the matched one before its end (Fig. 1)",
+            lambda m: m["cycle_mismatch"], lambda v: v > 0,
+            "L(long cosine at T_min) − L(cosine of length T_min) > 0", "{:+.4f} nats"),
+    C.Claim("scaling-diagonal",
+            "Across model sizes and lengths, cooldown and cosine losses lie on the diagonal",
+            "'almost perfectly on the diagonal', 33M–360M (Fig. 12)",
+            lambda m: m["scaling_rel_gap_max_abs"], lambda v: v <= 0.015,
+            "max |L_cd / L_cos − 1| over sizes × lengths ≤ 1.5%", "{:.2%}"),
+    C.Claim("compute-saved",
+            "One trunk + branched cooldowns needs about half the compute of one cosine per length",
+            "FLOP ratio 0.53–0.60 per model size (flops.ipynb; ≈ half, Fig. 13)",
+            lambda m: m["compute_ratio"], lambda v: v <= 0.62,
+            "trained FLOPs (protocol / cosines) ≤ 0.62", "{:.3f}"),
+]

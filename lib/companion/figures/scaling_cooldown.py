@@ -1,0 +1,190 @@
+"""Figures of the scaling-cooldown chapter: each function takes the run's results and
+returns a matplotlib figure; the notebook shows, captions and saves it."""
+import math
+
+import matplotlib.pyplot as plt
+
+from companion.experiments.scaling_cooldown import branch_point
+from companion.optim import schedules
+from companion.plotting import colors
+
+
+def _joined(trunk, branch):
+    """Validation curve of a branched run: the trunk up to the branch point, then the cooldown."""
+    start = branch.steps[0]
+    pts = [(s, v) for s, v in zip(trunk.eval_steps, trunk.val_loss) if s <= start]
+    pts += list(zip(branch.eval_steps, branch.val_loss))
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _ylim_from(ax, curves, top_quantile=0.15):
+    """Zoom on the informative part of loss curves (the first steps are far above)."""
+    vals = sorted(v for c in curves for v in c)
+    lo, hi = vals[0], vals[int(len(vals) * (1 - top_quantile)) - 1]
+    pad = 0.05 * (hi - lo)
+    ax.set_ylim(lo - pad, hi + pad)
+
+
+def schedules_figure(cfg):
+    """Fig. 2 analogue: the LR multipliers of the schedules compared."""
+    T = cfg.targets[-1]
+    t = range(T + 1)
+    fig, ax = plt.subplots()
+    c = colors(4)
+    ax.plot(t, [schedules.cosine(s, T, cfg.warmup, 0.1) for s in t], color=c[0], label="cosine → 10%")
+    ax.plot(t, [schedules.constant(s, cfg.warmup) for s in t], color="0.6", ls=":", label="constant (trunk)")
+    for shape, col in (("linear", c[1]), ("1-sqrt", c[2])):
+        ax.plot(t, [schedules.wsd(s, T, cfg.warmup, cfg.cooldown_frac, shape) for s in t], color=col,
+                label=f"constant + {cfg.cooldown_frac:.0%} {shape} cooldown")
+    ax.set(xlabel="optimizer step", ylabel="learning rate / peak", title=f"Schedules for T = {T} steps")
+    ax.legend()
+    return fig
+
+
+def cycle_mismatch_figure(res, cfg):
+    """Fig. 1 analogue: cosines of every length; the longest one evaluated early."""
+    m = res["sizes"][res["main"]]
+    fig, ax = plt.subplots()
+    cols = colors(len(cfg.targets))
+    for T, col in zip(cfg.targets, cols):
+        h = m["cosine"][T]
+        ax.plot(h.eval_steps, h.val_loss, color=col, label=f"cosine, T = {T}")
+        ax.plot([T], [h.final_val], "o", color=col)
+    long = m["cosine"][cfg.targets[-1]]
+    for T in cfg.targets[:-1]:
+        ax.plot([T], [long.val_at(T)], "x", color=cols[-1], ms=9)
+    _ylim_from(ax, [m["cosine"][T].val_loss for T in cfg.targets])
+    ax.set(xlabel="optimizer step", ylabel="validation loss (nats/char)",
+           title="Cosine is tuned to its own length (× = long cosine stopped early)")
+    ax.legend()
+    return fig
+
+
+def cosine_vs_cooldown_figure(res, cfg):
+    """Fig. 3 analogue: cosine per length vs cooldowns branched from one constant trunk."""
+    m = res["sizes"][res["main"]]
+    fig, ax = plt.subplots()
+    cols = colors(len(cfg.targets))
+    trunk = m["trunk"]
+    ax.plot(trunk.eval_steps, trunk.val_loss, color="0.55", lw=1, label="constant LR (trunk)")
+    curves = [trunk.val_loss]
+    for T, col in zip(cfg.targets, cols):
+        h = m["cosine"][T]
+        ax.plot(h.eval_steps, h.val_loss, color=col, lw=1, alpha=0.6, label=f"cosine T = {T}")
+        s, v = _joined(trunk, m["cooldown"][T])
+        start = branch_point(T, cfg.cooldown_frac)
+        ax.plot([x for x in s if x >= start], [y for x, y in zip(s, v) if x >= start], color=col, lw=2.2,
+                ls="--", label=f"cooldown to {T}")
+        curves.append(h.val_loss)
+    _ylim_from(ax, curves)
+    ax.set(xlabel="optimizer step", ylabel="validation loss (nats/char)",
+           title=f"Cosine vs {cfg.cooldown_frac:.0%} (1-sqrt) cooldowns from one trunk")
+    ax.legend(ncol=2)
+    return fig
+
+
+def shape_figure(res, cfg):
+    """Fig. 4 analogue: linear vs (1-sqrt) cooldown over the last part of the longest run."""
+    m = res["sizes"][res["main"]]
+    T = cfg.targets[-1]
+    start = branch_point(T, cfg.cooldown_frac)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(6.4, 3.0))
+    c = colors(3)
+    for h, name, col in ((m["linear"], "linear", c[1]), (m["cooldown"][T], "1-sqrt", c[2])):
+        a1.plot(h.steps, [lr / cfg.lr for lr in h.lr], color=col, label=name)
+        a2.plot([start] + h.eval_steps, [m["trunk"].val_at(start)] + h.val_loss, "o-", ms=3, color=col, label=name)
+    a2.axhline(m["cosine"][T].final_val, color=c[0], ls=":", label="cosine final")
+    a1.set(xlabel="optimizer step", ylabel="learning rate / peak", title="cooldown shapes")
+    a2.set(xlabel="optimizer step", ylabel="validation loss (nats/char)", title="loss during the cooldown")
+    a2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def length_sweep_figure(res, cfg, metrics):
+    """Fig. 5 analogue: final loss vs cooldown length at the longest T."""
+    m = res["sizes"][res["main"]]
+    T = cfg.targets[-1]
+    fr = sorted(m["sweep"])
+    fig, ax = plt.subplots()
+    c = colors(3)
+    ax.plot([100 * f for f in fr], [m["sweep"][f].final_val for f in fr], "o-", color=c[2],
+            label="constant + (1-sqrt) cooldown")
+    ax.axhline(m["cosine"][T].final_val, color=c[0], ls="--", label="cosine → 10%")
+    ax.axhline(m["trunk"].final_val, color="0.55", ls=":", label="constant, no cooldown")
+    ax.set(xlabel=f"cooldown length (% of T = {T} steps)", ylabel="final validation loss (nats/char)",
+           title="How long should the cooldown be?")
+    ax.legend()
+    return fig
+
+
+def swa_figure(res, cfg):
+    """Fig. 10 analogue: constant LR, constant LR + windowed SWA, and the cooldown."""
+    m = res["sizes"][res["main"]]
+    T = cfg.targets[-1]
+    trunk, swa = m["trunk"], m["swa"]
+    fig, ax = plt.subplots()
+    c = colors(4)
+    ax.plot(trunk.eval_steps, trunk.val_loss, color="0.55", label="constant LR")
+    ax.plot(swa["steps"], swa["val"], "s-", ms=3, color=c[3], label=f"constant + SWA (window {cfg.swa_horizon})")
+    s, v = _joined(trunk, m["cooldown"][T])
+    start = branch_point(T, cfg.cooldown_frac)
+    ax.plot([x for x in s if x >= start], [y for x, y in zip(s, v) if x >= start], color=c[2], lw=2,
+            label=f"{cfg.cooldown_frac:.0%} (1-sqrt) cooldown")
+    ax.plot(m["cosine"][T].eval_steps, m["cosine"][T].val_loss, color=c[0], lw=1, alpha=0.6, label="cosine")
+    _ylim_from(ax, [trunk.val_loss, swa["val"]])
+    ax.set(xlabel="optimizer step", ylabel="validation loss (nats/char)",
+           title="Weight averaging vs an explicit cooldown")
+    ax.legend()
+    return fig
+
+
+def scaling_figure(res, cfg):
+    """Fig. 12 analogue: loss vs training FLOPs per size (cosine curves, cooldown endpoints),
+    and the cosine-vs-cooldown perplexity diagonal."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.6, 3.3), gridspec_kw={"width_ratios": [1.5, 1]})
+    sizes = sorted(res["sizes"].values(), key=lambda s: s["params"])
+    cols = colors(len(sizes))
+    xs, ys = [], []
+    for s, col in zip(sizes, cols):
+        f = s["flops_per_step"]
+        label = f"{s['params'] / 1e3:.0f}k params"
+        for i, T in enumerate(cfg.targets):
+            h = s["cosine"][T]
+            a1.plot([f * st for st in h.eval_steps], h.val_loss, color=col, lw=1, alpha=0.7,
+                    label=label if i == 0 else None)
+            a1.plot([f * T], [s["cooldown"][T].final_val], "*", ms=9, color=col)
+            xs.append(math.exp(s["cooldown"][T].final_val))
+            ys.append(math.exp(s["cosine"][T].final_val))
+            a2.plot(xs[-1], ys[-1], "o", color=col)
+    a1.set_xscale("log")
+    _ylim_from(a1, [s["cosine"][T].val_loss for s in sizes for T in cfg.targets], 0.3)
+    a1.set(xlabel="training FLOPs", ylabel="validation loss (nats/char)",
+           title="lines: cosine per length; ★: cooldown")
+    a1.legend()
+    lo, hi = min(xs + ys), max(xs + ys)
+    a2.plot([lo, hi], [lo, hi], color="0.5", ls="--", lw=1)
+    a2.set(xlabel="perplexity, constant + cooldown", ylabel="perplexity, cosine", title="one point per (size, T)")
+    fig.tight_layout()
+    return fig
+
+
+def savings_figure(res, cfg):
+    """Fig. 13 analogue: FLOPs of a 3-length sweep with cosines vs trunk + cooldowns."""
+    sizes = sorted(res["sizes"].values(), key=lambda s: s["params"])
+    fig, ax = plt.subplots()
+    c = colors(3)
+    x = range(len(sizes))
+    T_max = cfg.targets[-1]
+    cos = [s["flops_per_step"] * sum(len(h.steps) for h in s["cosine"].values()) for s in sizes]
+    cd = [s["flops_per_step"] * (branch_point(T_max, cfg.cooldown_frac) +
+                                 sum(len(h.steps) for h in s["cooldown"].values())) for s in sizes]
+    ax.bar([i - 0.2 for i in x], cos, 0.4, color=c[0], label="one cosine per length")
+    ax.bar([i + 0.2 for i in x], cd, 0.4, color=c[2], label="one trunk + cooldowns")
+    for i in x:
+        ax.text(i + 0.2, cd[i], f"{cd[i] / cos[i]:.2f}×", ha="center", va="bottom", fontsize="small")
+    ax.set_xticks(list(x), [f"{s['params'] / 1e3:.0f}k" for s in sizes])
+    ax.set(xlabel="model size (parameters)", ylabel="training FLOPs for the sweep",
+           title=f"Compute for lengths {', '.join(map(str, cfg.targets))}")
+    ax.legend()
+    return fig

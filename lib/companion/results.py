@@ -1,0 +1,145 @@
+"""Run records: atomic writes, the result cache keyed by configuration, provenance.
+
+Everything a run writes goes through a temporary file in the same folder followed by
+an atomic rename, so an interrupted run leaves the previous complete file or none.
+"""
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def repo_root() -> Path:
+    """The project root (the folder holding _toc.yml): from the package's own location in
+    an editable install, else the current directory."""
+    for p in (PACKAGE_DIR.parents[1], Path.cwd()):
+        if (p / "_toc.yml").exists():
+            return p
+    return Path.cwd()
+
+
+def atomic_write_bytes(path, blob: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path, obj) -> Path:
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(x):
+    if isinstance(x, (set, tuple)):
+        return list(x)
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "item"):
+        return x.item()
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+def stable_hash(obj, n: int = 16) -> str:
+    """SHA-256 of the canonical JSON of obj (sorted keys), truncated to n hex digits."""
+    blob = json.dumps(obj, sort_keys=True, default=_jsonable, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:n]
+
+
+@lru_cache(maxsize=1)
+def lib_hash() -> str:
+    """Hash of the library's Python sources: results and executed chapters depend on it."""
+    h = hashlib.sha256()
+    for p in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(p.relative_to(PACKAGE_DIR).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """Where computed results live: $COMPANION_CACHE, else _build/cache under the project."""
+    env = os.environ.get("COMPANION_CACHE")
+    return Path(env) if env else repo_root() / "_build" / "cache"
+
+
+def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
+    """Return compute() for this (chapter, name, key), reusing a stored result whose key
+    (the configuration plus the library's source hash, never the device) matches.
+
+    Long experiments are split into named sub-runs so that an interrupted run resumes
+    from its last finished sub-run."""
+    full_key = {"chapter": chapter, "name": name, "config": key, "lib": lib_hash()}
+    path = cache_dir() / chapter / f"{name}-{stable_hash(full_key)}.pt"
+    if enabled and path.exists():
+        try:
+            return torch.load(path, weights_only=False)["value"]
+        except Exception:  # a damaged cache entry is recomputed, never trusted
+            pass
+    value = compute()
+    if enabled:
+        buf = io.BytesIO()
+        torch.save({"key": full_key, "value": value}, buf)
+        atomic_write_bytes(path, buf.getvalue())
+    return value
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    root = repo_root()
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lib"], cwd=root, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha or "unknown") + ("+dirty-lib" if dirty else "")
+
+
+def package_versions() -> dict:
+    import numpy
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    for mod in ("pandas", "matplotlib", "seaborn", "papermill"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = getattr(m, "__version__", "?")
+    return out
+
+
+class Provenance:
+    """What a reader needs to trust or repeat a run: commit, versions, device, seed, scale,
+    parameters, torch threads, wall time."""
+
+    def __init__(self, chapter: str, scale: str, params: dict, device: str):
+        self.t0 = time.time()
+        self.record = {
+            "chapter": chapter, "scale": scale, "seed": params.get("seed"), "parameters": params,
+            "device": device, "torch_threads": torch.get_num_threads(), "git_commit": git_commit(),
+            "lib_hash": lib_hash(), "host": platform.node(), "platform": platform.platform(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.t0)),
+        }
+
+    def finish(self) -> dict:
+        self.record["versions"] = package_versions()
+        self.record["wall_time_s"] = round(time.time() - self.t0, 1)
+        return self.record

@@ -1,0 +1,111 @@
+"""One small training loop for every GPT chapter.
+
+`train` runs optimizer updates start..end-1 of a run. The learning rate of update t is
+lr * schedule(t), set before the update. Batches are a pure function of the step, and
+`snapshot`/`restore` capture model and optimizer state, so a run can stop at any step and
+be continued, or branched into another schedule, reproducing the uninterrupted run
+bit-for-bit on CPU.
+"""
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from companion import device as devices
+
+
+@dataclass
+class History:
+    """What a run recorded: per-update learning rate and training loss, and the
+    validation loss after `eval_steps[i]` updates."""
+    steps: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    eval_steps: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+
+    def extend(self, other: "History") -> "History":
+        out = copy.deepcopy(self)
+        for k in ("steps", "lr", "train_loss", "eval_steps", "val_loss"):
+            getattr(out, k).extend(getattr(other, k))
+        return out
+
+    def val_at(self, step: int) -> float:
+        return self.val_loss[self.eval_steps.index(step)]
+
+    @property
+    def final_val(self) -> float:
+        return self.val_loss[-1]
+
+
+def adamw(model, lr: float, betas=(0.9, 0.95), weight_decay: float = 0.1, eps: float = 1e-8):
+    """AdamW over the model's own parameter groups (decay on Linear weights only)."""
+    return torch.optim.AdamW(model.param_groups(weight_decay), lr=lr, betas=betas, eps=eps)
+
+
+def snapshot(model, optimizer) -> dict:
+    """A deep copy of model and optimizer state (the data position is the step itself)."""
+    return {"model": copy.deepcopy(model.state_dict()), "optimizer": copy.deepcopy(optimizer.state_dict())}
+
+
+def restore(model, optimizer, snap: dict):
+    model.load_state_dict(snap["model"])
+    optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
+
+
+@torch.no_grad()
+def evaluate(model, batches, dev) -> float:
+    """Mean cross-entropy (nats/token) over fixed batches."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for x, y in batches:
+        with devices.autocast(dev):
+            total += model(x.to(dev), y.to(dev))[1].item()
+    model.train(was_training)
+    return total / len(batches)
+
+
+def train(model, optimizer, schedule, batch_fn, start: int, end: int, *, lr: float, val_batches=(),
+          eval_every: int = 100, clip: float = 1.0, on_step=(), snapshot_at=(), dev=None,
+          desc: str = "train", progress: bool = True):
+    """Run updates start..end-1; return (History, {step: snapshot}).
+
+    schedule(t) -> LR multiplier; batch_fn(t) -> (x, y). Validation runs after every
+    `eval_every`-th update and after the last; `snapshot_at` lists steps (numbers of updates
+    done) at which to keep a copy of the state, the branching points of cooldowns.
+    `on_step` hooks are called as hook(model) after each update (weight averaging).
+    """
+    dev = dev or next(model.parameters()).device
+    hist, snaps = History(), {}
+    want = set(snapshot_at)
+    if start in want:
+        snaps[start] = snapshot(model, optimizer)
+    model.train()
+    bar = tqdm(range(start, end), desc=desc, leave=False, disable=not progress, mininterval=2.0)
+    for t in bar:
+        lr_t = lr * schedule(t)
+        for g in optimizer.param_groups:
+            g["lr"] = lr_t
+        x, y = batch_fn(t)
+        with devices.autocast(dev):
+            _, loss = model(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        for hook in on_step:
+            hook(model)
+        done = t + 1
+        hist.steps.append(t)
+        hist.lr.append(lr_t)
+        hist.train_loss.append(loss.item())
+        if val_batches and (done % eval_every == 0 or done == end):
+            hist.eval_steps.append(done)
+            hist.val_loss.append(evaluate(model, val_batches, dev))
+        if done in want:
+            snaps[done] = snapshot(model, optimizer)
+    bar.close()
+    return hist, snaps

@@ -1,0 +1,22 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def pytest_collectstart(collector):
+    # nbval: progress bars and kernel warnings go to stderr; they are not results
+    if getattr(collector, "fspath", None) and collector.fspath.ext == ".ipynb":
+        collector.skip_compare += ("stderr",)
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    d = os.environ.get("COMPANION_DATA")
+    if not d or not (Path(d) / "tinyshakespeare.txt").exists():
+        pytest.skip("COMPANION_DATA does not point at the offline data sets (see ../shared/data/README.md)")
+    return Path(d)

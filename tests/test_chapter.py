@@ -1,0 +1,74 @@
+"""Chapters at smoke scale through the CLI: artifacts, claims schema, determinism."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from companion import chapters
+from conftest import ROOT
+
+
+def run_smoke(chapter, out, cache):
+    env = {**os.environ, "COMPANION_CACHE": str(cache)}
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "companion", "run", chapter, "--scale", "smoke", "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return time.time() - t0
+
+
+@pytest.fixture(scope="module", params=list(chapters.CHAPTERS))
+def smoke_runs(request, tmp_path_factory, data_dir):
+    base = tmp_path_factory.mktemp(request.param)
+    seconds = run_smoke(request.param, base / "a", base / "cache-a")
+    run_smoke(request.param, base / "b", base / "cache-b")
+    return request.param, base / "a", base / "b", seconds
+
+
+def test_smoke_run_writes_the_artifacts(smoke_runs):
+    chapter, out, _, seconds = smoke_runs
+    assert seconds < 90, f"smoke run took {seconds:.0f} s (budget 60 s on an idle machine)"
+    assert (out / f"{chapter}.ipynb").exists()
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert len(pngs) >= 6 and all(p.stat().st_size > 5000 for p in pngs)
+    nb = json.loads((out / f"{chapter}.ipynb").read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not any(o["output_type"] == "error" for o in outputs)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == len(pngs)
+    assert nb["metadata"]["companion"]["scale"] == "smoke" and nb["metadata"]["companion"]["key"]
+    assert not list(out.parent.glob("*.partial"))
+
+
+def test_claims_json_schema(smoke_runs):
+    _, out, _, _ = smoke_runs
+    rows = json.loads((out / "claims.json").read_text())
+    assert rows and all({"claim", "paper_value", "our_value", "holds", "scale"} <= set(r) for r in rows)
+    assert all(r["scale"] == "smoke" and isinstance(r["holds"], bool) for r in rows)
+
+
+def test_provenance(smoke_runs):
+    chapter, out, _, _ = smoke_runs
+    p = json.loads((out / "provenance.json").read_text())
+    for key in ("git_commit", "versions", "device", "seed", "scale", "parameters", "wall_time_s", "torch_threads"):
+        assert key in p
+    assert p["chapter"] == chapter and p["versions"]["torch"]
+
+
+def test_same_seed_gives_identical_metrics(smoke_runs):
+    _, a, b, _ = smoke_runs
+    assert (a / "metrics.json").read_text() == (b / "metrics.json").read_text()
+    assert (a / "claims.json").read_text() == (b / "claims.json").read_text()
+
+
+def test_scaling_cooldown_smoke_numbers(smoke_runs):
+    chapter, out, _, _ = smoke_runs
+    if chapter != "scaling-cooldown":
+        pytest.skip("chapter-specific")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["branch_equivalence_max_abs_diff"] == 0.0  # branched cooldown == WSD from scratch, bit for bit
+    assert m["initial_val"] - m["final_val_best"] > 1.0  # learned more than 1 nat/char
+    for s in m["sizes"].values():
+        assert all(v == v and v < 10 for v in s["cosine_final"].values())

@@ -1,0 +1,41 @@
+"""companion.data: checksums, missing files, deterministic batches."""
+import pytest
+
+from companion import data
+
+
+def test_missing_file_names_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_DATA", str(tmp_path))
+    with pytest.raises(data.DataError, match=r"not found: expected .*tinyshakespeare.txt"):
+        data.path("tinyshakespeare")
+
+
+def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "tinyshakespeare.txt").write_text("To be, or not to be")
+    monkeypatch.setenv("COMPANION_DATA", str(tmp_path))
+    with pytest.raises(data.DataError, match="corrupted: SHA-256"):
+        data.path("tinyshakespeare")
+
+
+def test_unknown_dataset():
+    with pytest.raises(data.DataError, match="unknown dataset"):
+        data.path("imagenet")
+
+
+def test_verified_file_and_sha256(data_dir, monkeypatch):
+    monkeypatch.setenv("COMPANION_DATA", str(data_dir))
+    p = data.path("tinyshakespeare")
+    assert data.sha256(p) == data.DATASETS["tinyshakespeare"].sha256
+
+
+def test_char_corpus_batches_are_a_function_of_the_step():
+    c = data.CharCorpus("abcdefghij" * 50, val_frac=0.2)
+    assert c.vocab_size == 10 and len(c.train) == 400 and len(c.val) == 100
+    x1, y1 = c.train_batch(7, 4, 8, seed=3)
+    x2, y2 = c.train_batch(7, 4, 8, seed=3)
+    assert (x1 == x2).all() and (y1 == y2).all()
+    assert (y1[:, :-1] == x1[:, 1:]).all()  # targets are inputs shifted by one
+    assert not (c.train_batch(8, 4, 8, seed=3)[0] == x1).all()
+    v1, v2 = c.val_batches(2, 3, 8), c.val_batches(2, 3, 8)
+    assert len(v1) == 2 and all((a[0] == b[0]).all() for a, b in zip(v1, v2))
+    assert c.decode(x1[0]) in "abcdefghij" * 50

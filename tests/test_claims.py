@@ -8,7 +8,7 @@ from companion.experiments import scaling_cooldown as E
 AGREE = {
     "cd_vs_cos_rel_gap_max": -0.01, "sqrt_minus_linear": -0.006, "short_minus_main_cooldown": 0.01,
     "long_minus_main_cooldown": 0.002, "swa_minus_constant": -0.09, "cooldown_minus_swa": -0.01,
-    "cycle_mismatch": 0.05, "scaling_rel_gap_max_abs": 0.01, "compute_ratio": 0.6,
+    "cycle_mismatch": 0.05, "scaling_rel_gap_worst": -0.005, "scaling_rel_gap_max_abs": 0.01, "compute_ratio": 0.6,
 }
 # for each claim: a change of the metrics under which the paper's claim is false
 CONTRADICT = {
@@ -19,6 +19,7 @@ CONTRADICT = {
     "swa-helps": {"swa_minus_constant": -0.01},
     "swa-below-cooldown": {"cooldown_minus_swa": 0.02},
     "cycle-mismatch": {"cycle_mismatch": -0.01},
+    "scaling-no-worse": {"scaling_rel_gap_worst": 0.02},
     "scaling-diagonal": {"scaling_rel_gap_max_abs": 0.05},
     "compute-saved": {"compute_ratio": 0.9},
 }

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def repo_root() -> Path:
@@ -34,6 +36,7 @@ def atomic_write_bytes(path, blob: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
@@ -65,11 +68,19 @@ def stable_hash(obj, n: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
-@lru_cache(maxsize=1)
-def lib_hash() -> str:
-    """Hash of the library's Python sources: results and executed chapters depend on it."""
+# Modules that only present results: editing them does not invalidate computed results
+# (they still change the key of executed chapters).
+PRESENTATION = ("figures", "cli.py", "book.py", "plotting.py", "bench.py", "claims.py", "__main__.py")
+
+
+@lru_cache(maxsize=2)
+def lib_hash(compute_only: bool = False) -> str:
+    """Hash of the library's Python sources (with compute_only, of the modules that
+    compute results): cached results and executed chapters depend on it."""
     h = hashlib.sha256()
     for p in sorted(PACKAGE_DIR.rglob("*.py")):
+        if compute_only and p.relative_to(PACKAGE_DIR).parts[0] in PRESENTATION:
+            continue
         h.update(p.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -87,7 +98,7 @@ def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
 
     Long experiments are split into named sub-runs so that an interrupted run resumes
     from its last finished sub-run."""
-    full_key = {"chapter": chapter, "name": name, "config": key, "lib": lib_hash()}
+    full_key = {"chapter": chapter, "name": name, "config": key, "lib": lib_hash(compute_only=True)}
     path = cache_dir() / chapter / f"{name}-{stable_hash(full_key)}.pt"
     if enabled and path.exists():
         try:

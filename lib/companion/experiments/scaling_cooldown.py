@@ -113,14 +113,15 @@ class _Runner:
         model = GPT(self.gcfg).to(self.dev)
         return model, adamw(model, self.cfg.lr, (0.9, self.cfg.beta2), self.cfg.weight_decay)
 
-    def train(self, schedule, start, end, snap=None, desc="", **kw):
+    def train(self, schedule, start, end, snap=None, desc="", eval_every=None, **kw):
         model, opt = self.fresh()
         if snap is not None:
             model.load_state_dict(snap["model"])
             opt.load_state_dict(copy.deepcopy(snap["optimizer"]))
         c = self.cfg
-        return train(model, opt, schedule, lambda t: self.corpus.train_batch(t, c.batch_size, c.seq_len, c.seed),
-                     start, end, lr=c.lr, val_batches=self.val, eval_every=c.eval_every, clip=c.clip, dev=self.dev,
+        batch = lambda t: self.corpus.train_batch(t, c.batch_size, c.seq_len, c.seed)  # noqa: E731
+        return train(model, opt, schedule, batch, start, end, lr=c.lr, val_batches=self.val,
+                     eval_every=eval_every or c.eval_every, clip=c.clip, dev=self.dev,
                      desc=f"{self.name} {desc}", progress=self.progress, **kw)
 
     def cached(self, name, extra, fn):
@@ -160,11 +161,13 @@ class _Runner:
                            compute)
 
     def cooldown(self, trunk, T, frac, shape):
-        """Branch at N_h = T - int(frac T) from the trunk and cool down to 0 over the rest."""
+        """Branch at N_h = T - int(frac T) from the trunk and cool down to 0 over the rest
+        (evaluated 4x as often as the other runs: the loss moves fast here)."""
         sched = schedules.make("wsd", total=T, warmup=self.cfg.warmup, cooldown_frac=frac, shape=shape)
         start = T - int(frac * T)
         return self.cached(f"cooldown-{shape}-T{T}-f{frac}", {"T": T, "frac": frac, "shape": shape},
                            lambda: self.train(sched, start, T, snap=trunk["snapshots"][start],
+                                              eval_every=max(1, self.cfg.eval_every // 4),
                                               desc=f"{shape} cooldown T={T}")[0])
 
     def wsd_from_scratch(self, T, frac, shape):
@@ -259,6 +262,7 @@ def metrics(res: dict, cfg: Config) -> dict:
         "sweep_final": {str(g): m["sweep"][g].final_val for g in fr},
         "short_minus_main_cooldown": m["sweep"][fr[0]].final_val - m["sweep"][f].final_val,
         "long_minus_main_cooldown": m["sweep"][fr[-1]].final_val - m["sweep"][f].final_val,
+        "scaling_rel_gap_worst": max(gaps),
         "scaling_rel_gap_max_abs": max(abs(g) for g in gaps),
         "scaling_slope": slope,
         "compute_ratio": max(s["compute_ratio"] for s in sizes),
@@ -308,9 +312,14 @@ CLAIMS = [
             "the long cycle lies above the matched one before its end (Fig. 1)",
             lambda m: m["cycle_mismatch"], lambda v: v > 0,
             "L(long cosine at T_min) − L(cosine of length T_min) > 0", "{:+.4f} nats"),
+    C.Claim("scaling-no-worse",
+            "Across model sizes and lengths, the cooldown is never clearly worse than cosine",
+            "cooldown/SWA can replace cosine for scaling laws (Fig. 12, 33M–360M)",
+            lambda m: m["scaling_rel_gap_worst"], lambda v: v <= 0.01,
+            "worst (L_cd / L_cos − 1) over sizes × lengths ≤ +1%", "{:+.2%}"),
     C.Claim("scaling-diagonal",
-            "Across model sizes and lengths, cooldown and cosine losses lie on the diagonal",
-            "'almost perfectly on the diagonal', 33M–360M (Fig. 12)",
+            "…and the two lie on the diagonal: equal losses, not just no worse",
+            "'almost perfectly on the diagonal' (Fig. 12)",
             lambda m: m["scaling_rel_gap_max_abs"], lambda v: v <= 0.015,
             "max |L_cd / L_cos − 1| over sizes × lengths ≤ 1.5%", "{:.2%}"),
     C.Claim("compute-saved",

@@ -101,7 +101,7 @@ def shape_figure(res, cfg):
     return fig
 
 
-def length_sweep_figure(res, cfg, metrics):
+def length_sweep_figure(res, cfg):
     """Fig. 5 analogue: final loss vs cooldown length at the longest T."""
     m = res["sizes"][res["main"]]
     T = cfg.targets[-1]
@@ -158,7 +158,8 @@ def scaling_figure(res, cfg):
             ys.append(math.exp(s["cosine"][T].final_val))
             a2.plot(xs[-1], ys[-1], "o", color=col)
     a1.set_xscale("log")
-    _ylim_from(a1, [s["cosine"][T].val_loss for s in sizes for T in cfg.targets], 0.3)
+    _ylim_from(a1, [s["cosine"][T].val_loss for s in sizes for T in cfg.targets] +
+               [[s["cooldown"][T].final_val for T in cfg.targets] for s in sizes], 0.3)
     a1.set(xlabel="training FLOPs", ylabel="validation loss (nats/char)",
            title="lines: cosine per length; ★: cooldown")
     a1.legend()

@@ -1,0 +1,58 @@
+"""Atomic writes, the result cache and the artifact swap."""
+import json
+import os
+
+import pytest
+
+from companion import chapters, results
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    f = tmp_path / "metrics.json"
+    results.atomic_write_json(f, {"v": 1})
+
+    def boom(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write_json(f, {"v": 2})
+    assert json.loads(f.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
+
+
+def test_cache_reuses_only_a_matching_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_CACHE", str(tmp_path))
+    calls = []
+
+    def compute(v):
+        calls.append(v)
+        return {"loss": v}
+
+    assert results.cached("ch", "run", {"lr": 1}, lambda: compute(1)) == {"loss": 1}
+    assert results.cached("ch", "run", {"lr": 1}, lambda: compute(99)) == {"loss": 1}
+    assert results.cached("ch", "run", {"lr": 2}, lambda: compute(2)) == {"loss": 2}
+    assert calls == [1, 2]
+    for p in (tmp_path / "ch").iterdir():  # a damaged entry is recomputed, not trusted
+        p.write_bytes(b"garbage")
+    assert results.cached("ch", "run", {"lr": 1}, lambda: compute(3)) == {"loss": 3}
+
+
+def test_stable_hash_ignores_key_order():
+    assert results.stable_hash({"a": 1, "b": [1, 2]}) == results.stable_hash({"b": [1, 2], "a": 1})
+    assert results.stable_hash({"a": 1}) != results.stable_hash({"a": 2})
+
+
+def test_swap_dir_replaces_whole_folders(tmp_path):
+    dest, new = tmp_path / "run", tmp_path / "run.partial"
+    dest.mkdir()
+    (dest / "metrics.json").write_text("old")
+    (dest / "stale.png").write_text("old figure")
+    (dest / "chapter.ipynb").write_text("notebook")
+    new.mkdir()
+    (new / "metrics.json").write_text("new")
+    chapters.swap_dir(new, dest)
+    assert (dest / "metrics.json").read_text() == "new"
+    assert not (dest / "stale.png").exists()  # no mix of old and new artifacts
+    assert (dest / "chapter.ipynb").read_text() == "notebook"  # carried until the CLI replaces it
+    assert not new.exists() and not (tmp_path / "run.old").exists()

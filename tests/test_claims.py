@@ -2,7 +2,7 @@
 import pytest
 
 from companion import claims as C
-from companion.experiments import scaling_cooldown as E
+from companion.reports import scaling_cooldown as E
 
 # metrics that agree with the paper (calibration-like numbers)
 AGREE = {

@@ -72,8 +72,11 @@ def _rel(path: Path) -> str:
 def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) -> Path:
     """Execute the chapter notebook with papermill into `out` (see design.md); returns the
     executed notebook's path. The notebook's own Session swaps the artifacts into `out`."""
+    import logging
+
     import papermill as pm
 
+    logging.getLogger("papermill").setLevel(logging.ERROR)  # parameters are validated above, not by papermill
     _check_writable(out)
     key = CH.execution_key(ch, scale, cfg)
     parameters = {"scale": scale, "out_dir": _rel(out), **run_opts,

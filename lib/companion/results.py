@@ -68,18 +68,18 @@ def stable_hash(obj, n: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
-# Modules that only present results: editing them does not invalidate computed results
-# (they still change the key of executed chapters).
-PRESENTATION = ("figures", "cli.py", "book.py", "plotting.py", "bench.py", "claims.py", "__main__.py")
+# The modules whose code determines computed numbers. Cached results are keyed on their
+# source only, so editing a report, the CLI or the book never invalidates them (it still
+# changes the key of executed chapters, which covers the whole library).
+COMPUTE = ("models", "optim", "metrics", "experiments", "train.py", "data.py", "device.py")
 
 
 @lru_cache(maxsize=2)
 def lib_hash(compute_only: bool = False) -> str:
-    """Hash of the library's Python sources (with compute_only, of the modules that
-    compute results): cached results and executed chapters depend on it."""
+    """Hash of the library's Python sources (with compute_only, of the COMPUTE modules)."""
     h = hashlib.sha256()
     for p in sorted(PACKAGE_DIR.rglob("*.py")):
-        if compute_only and p.relative_to(PACKAGE_DIR).parts[0] in PRESENTATION:
+        if compute_only and p.relative_to(PACKAGE_DIR).parts[0] not in COMPUTE:
             continue
         h.update(p.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(p.read_bytes())
@@ -92,6 +92,10 @@ def cache_dir() -> Path:
     return Path(env) if env else repo_root() / "_build" / "cache"
 
 
+# (name, seconds it took to compute, reused?) of every cached() call in this process
+LEDGER = []
+
+
 def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
     """Return compute() for this (chapter, name, key), reusing a stored result whose key
     (the configuration plus the library's source hash, never the device) matches.
@@ -102,13 +106,17 @@ def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
     path = cache_dir() / chapter / f"{name}-{stable_hash(full_key)}.pt"
     if enabled and path.exists():
         try:
-            return torch.load(path, weights_only=False)["value"]
+            entry = torch.load(path, weights_only=False)
+            LEDGER.append((name, entry.get("seconds", float("nan")), True))
+            return entry["value"]
         except Exception:  # a damaged cache entry is recomputed, never trusted
             pass
+    t0 = time.time()
     value = compute()
+    LEDGER.append((name, time.time() - t0, False))
     if enabled:
         buf = io.BytesIO()
-        torch.save({"key": full_key, "value": value}, buf)
+        torch.save({"key": full_key, "value": value, "seconds": LEDGER[-1][1]}, buf)
         atomic_write_bytes(path, buf.getvalue())
     return value
 
@@ -153,4 +161,8 @@ class Provenance:
     def finish(self) -> dict:
         self.record["versions"] = package_versions()
         self.record["wall_time_s"] = round(time.time() - self.t0, 1)
+        # results reused from the cache were computed earlier: say so, with their cost
+        self.record["subruns_computed"] = sum(not reused for _, _, reused in LEDGER)
+        self.record["subruns_reused_from_cache"] = sum(reused for _, _, reused in LEDGER)
+        self.record["compute_time_s"] = round(sum(s for _, s, _ in LEDGER), 1)
         return self.record

@@ -1,12 +1,137 @@
-"""Figures of the scaling-cooldown chapter: each function takes the run's results and
-returns a matplotlib figure; the notebook shows, captions and saves it."""
+"""The scaling-cooldown chapter's report: metrics from the run's results, the paper's
+claims checked on them, and the figures (each function returns a matplotlib figure; the
+notebook shows, captions and saves it). Nothing here trains: editing it never
+invalidates cached results."""
 import math
 
 import matplotlib.pyplot as plt
+import torch
 
-from companion.experiments.scaling_cooldown import branch_point
+from companion import claims as C
+from companion.experiments.scaling_cooldown import Config, branch_point
 from companion.optim import schedules
 from companion.plotting import colors
+
+
+
+def branch_difference(trunk, branch, fresh) -> float:
+    """Largest |difference| between the branched run (trunk up to the branch point, then
+    the cooldown) and the same WSD schedule run from scratch: training losses of every
+    step and every validation loss. Zero means bit-for-bit equal."""
+    start = branch.steps[0]
+    joined = trunk.train_loss[:start] + branch.train_loss
+    diffs = [abs(a - b) for a, b in zip(joined, fresh.train_loss)]
+    diffs.append(abs(branch.final_val - fresh.final_val))
+    return max(diffs) if len(joined) == len(fresh.train_loss) else math.inf
+
+
+def metrics(res: dict, cfg: Config) -> dict:
+    """The numbers the claims and figures use (no timings, so equal seeds give equal files)."""
+    T0, T_max, f = cfg.targets[0], cfg.targets[-1], cfg.cooldown_frac
+    m = res["sizes"][res["main"]]
+    out = {"targets": list(cfg.targets), "main_size": res["main"], "sizes": {}}
+    for name, s in res["sizes"].items():
+        # steps actually trained: one cosine per length vs trunk to the last branch point + cooldowns
+        steps_cos = sum(len(h.steps) for h in s["cosine"].values())
+        steps_cd = branch_point(T_max, f) + sum(len(h.steps) for h in s["cooldown"].values())
+        out["sizes"][name] = {
+            "params": s["params"], "flops_per_step": s["flops_per_step"], "initial_val": s["initial_val"],
+            "cosine_final": {str(T): s["cosine"][T].final_val for T in cfg.targets},
+            "cooldown_final": {str(T): s["cooldown"][T].final_val for T in cfg.targets},
+            "constant_final": s["trunk"].final_val,
+            "compute_ratio": steps_cd / steps_cos,  # the flops per step are shared, so FLOPs ratio = steps ratio
+        }
+    sizes = out["sizes"].values()
+    gaps = [s["cooldown_final"][str(T)] / s["cosine_final"][str(T)] - 1 for s in sizes for T in cfg.targets]
+    main_gaps = [m["cooldown"][T].final_val / m["cosine"][T].final_val - 1 for T in cfg.targets]
+    x = torch.tensor([math.exp(s["cooldown_final"][str(T)]) for s in sizes for T in cfg.targets])
+    y = torch.tensor([math.exp(s["cosine_final"][str(T)]) for s in sizes for T in cfg.targets])
+    slope = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    swa = m["swa"]["val"][-1]
+    const = m["trunk"].final_val
+    cd = m["cooldown"][T_max].final_val
+    fr = sorted(m["sweep"])
+    out.update({
+        "initial_val": m["initial_val"],
+        "cd_vs_cos_rel_gap": main_gaps,
+        "cd_vs_cos_rel_gap_max": max(main_gaps),
+        "sqrt_minus_linear": cd - m["linear"].final_val,
+        "constant_final": const,
+        "swa_final": swa,
+        "swa_best_horizon_final": min(m["swa"]["horizon_val"].values()),
+        "cooldown_final": cd,
+        "swa_minus_constant": swa - const,
+        "cooldown_minus_swa": cd - swa,
+        "swa_gap_closed": (const - swa) / (const - cd) if const != cd else float("nan"),
+        # the longest cosine stopped at each shorter length minus the cosine of that length
+        "cycle_mismatch_per_length": {str(T): m["cosine"][T_max].val_at(T) - m["cosine"][T].final_val
+                                      for T in cfg.targets[:-1]},
+        "sweep_final": {str(g): m["sweep"][g].final_val for g in fr},
+        "short_minus_main_cooldown": m["sweep"][fr[0]].final_val - m["sweep"][f].final_val,
+        "long_minus_main_cooldown": m["sweep"][fr[-1]].final_val - m["sweep"][f].final_val,
+        "scaling_rel_gap_worst": max(gaps),
+        "scaling_rel_gap_max_abs": max(abs(g) for g in gaps),
+        "scaling_slope": slope,
+        "compute_ratio": max(s["compute_ratio"] for s in sizes),
+        "cycle_mismatch": min(m["cosine"][T_max].val_at(T) - m["cosine"][T].final_val for T in cfg.targets[:-1]),
+        "branch_equivalence_max_abs_diff": branch_difference(m["trunk"], m["cooldown"][T0], m["fresh_wsd"]),
+        "final_val_best": min(s["cooldown_final"][str(T_max)] for s in sizes),
+    })
+    return out
+
+
+CLAIMS = [
+    C.Claim("wsd-matches-cosine",
+            "Constant LR + 20% (1-sqrt) cooldown matches cosine (to 10%) at every training length",
+            "final ppl within ≈0.3 of cosine at 22k/33k/44k steps (210M; Fig. 3, README)",
+            lambda m: m["cd_vs_cos_rel_gap_max"], lambda v: v <= 0.01,
+            "worst (L_cd / L_cos − 1) over the lengths ≤ +1%", "{:+.2%}"),
+    C.Claim("sqrt-beats-linear",
+            "The (1-sqrt) cooldown is at least as good as the linear one",
+            "1-sqrt below linear, more so for long runs (Fig. 4)",
+            lambda m: m["sqrt_minus_linear"], lambda v: v <= 0.01,
+            "L(1-sqrt) − L(linear) ≤ 0.01 nats at the longest length", "{:+.4f} nats"),
+    C.Claim("cooldown-length",
+            "A longer cooldown helps: 20% beats 5%",
+            "cooldown surpasses cosine at 10–20% of steps (Fig. 5)",
+            lambda m: m["short_minus_main_cooldown"], lambda v: v > 0,
+            "L(5% cooldown) − L(20% cooldown) > 0", "{:+.4f} nats"),
+    C.Claim("cooldown-plateau",
+            "Gains plateau: a 40% cooldown is not clearly better than 20%",
+            "largely stops improving when done over a majority of training (Fig. 5)",
+            lambda m: m["long_minus_main_cooldown"], lambda v: v >= -0.01,
+            "L(40%) − L(20%) ≥ −0.01 nats", "{:+.4f} nats"),
+    C.Claim("swa-helps",
+            "SWA on the constant-LR run greatly improves it",
+            "SWA strongly improves constant-LR checkpoints (Fig. 10)",
+            lambda m: m["swa_minus_constant"], lambda v: v < -0.03,
+            "L(const + SWA) − L(const) < −0.03 nats", "{:+.4f} nats"),
+    C.Claim("swa-below-cooldown",
+            "…but SWA does not reach an explicit cooldown",
+            "SWA does not match the cooldown (Fig. 10)",
+            lambda m: m["cooldown_minus_swa"], lambda v: v <= 0.005,
+            "L(cooldown) − L(const + SWA) ≤ 0.005 nats", "{:+.4f} nats"),
+    C.Claim("cycle-mismatch",
+            "Cosine is good only at its own length: the longest cosine stopped early is worse",
+            "the long cycle lies above the matched one before its end (Fig. 1)",
+            lambda m: m["cycle_mismatch"], lambda v: v > 0,
+            "min over shorter T of L(longest cosine at T) − L(cosine of length T) > 0", "{:+.4f} nats"),
+    C.Claim("scaling-no-worse",
+            "Across model sizes and lengths, the cooldown is never clearly worse than cosine",
+            "cooldown/SWA can replace cosine for scaling laws (Fig. 12, 33M–360M)",
+            lambda m: m["scaling_rel_gap_worst"], lambda v: v <= 0.01,
+            "worst (L_cd / L_cos − 1) over sizes × lengths ≤ +1%", "{:+.2%}"),
+    C.Claim("scaling-diagonal",
+            "…and the two lie on the diagonal: equal losses, not just no worse",
+            "'almost perfectly on the diagonal' (Fig. 12)",
+            lambda m: m["scaling_rel_gap_max_abs"], lambda v: v <= 0.015,
+            "max |L_cd / L_cos − 1| over sizes × lengths ≤ 1.5%", "{:.2%}"),
+    C.Claim("compute-saved",
+            "One trunk + branched cooldowns needs about half the compute of one cosine per length",
+            "FLOP ratio 0.53–0.60 per model size (flops.ipynb; ≈ half, Fig. 13)",
+            lambda m: m["compute_ratio"], lambda v: v <= 0.62,
+            "trained FLOPs (protocol / cosines) ≤ 0.62", "{:.3f}"),
+]
 
 
 def _joined(trunk, branch):

@@ -11,7 +11,7 @@ def pins():
     out = {}
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         line = line.split("#")[0].strip()
-        if line:
+        if line and not line.startswith("-"):
             name, version = re.split(r"==", line)
             out[name.lower()] = version
     return out
@@ -23,6 +23,14 @@ def test_requirements_are_exact_pins_with_the_required_versions():
     assert p["jupyter-book"].startswith("1.")  # 2.x ignores _config.yml/_toc.yml
     for pkg in ("papermill", "nbval", "matplotlib", "seaborn", "pandas", "tqdm", "ipykernel", "pytest"):
         assert pkg in p
+
+
+def test_constraints_pin_every_requirement_to_the_same_version():
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    frozen = dict(line.lower().split("==") for line in lines if "==" in line and not line.startswith("#"))
+    assert "-c constraints.txt" in (ROOT / "requirements.txt").read_text()
+    for name, version in pins().items():
+        assert frozen[name].split("+")[0] == version.split("+")[0], name
 
 
 def test_environment_yml_installs_requirements_txt():

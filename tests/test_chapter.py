@@ -72,3 +72,27 @@ def test_scaling_cooldown_smoke_numbers(smoke_runs):
     assert m["initial_val"] - m["final_val_best"] > 1.0  # learned more than 1 nat/char
     for s in m["sizes"].values():
         assert all(v == v and v < 10 for v in s["cosine_final"].values())
+
+
+def test_failed_run_keeps_the_previous_artifacts(tmp_path, data_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"previous": true}')
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    env = {**os.environ, "COMPANION_CACHE": str(blocker / "cache")}  # the kernel fails when it writes results
+    r = subprocess.run([sys.executable, "-m", "companion", "run", "scaling-cooldown", "--scale", "smoke",
+                        "--out", str(out)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 1 and "failed at scale smoke" in r.stderr
+    assert (out / "metrics.json").read_text() == '{"previous": true}'
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    assert (tmp_path / "out.failed.ipynb").exists()  # kept for inspection, beside the results
+
+
+def test_compute_fills_the_cache_without_jupyter(tmp_path, data_dir):
+    env = {**os.environ, "COMPANION_CACHE": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "companion", "compute", "scaling-cooldown", "--scale", "smoke"],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    entries = list((tmp_path / "scaling-cooldown").glob("*.pt"))
+    assert len(entries) >= 10 and not list(tmp_path.rglob("*.ckpt"))

@@ -80,3 +80,42 @@ def test_branch_reproduces_a_direct_run_bit_for_bit():
     for k, v in m1.state_dict().items():
         assert torch.equal(v, m3.state_dict()[k]), k
     assert snapshot(m3, o3)["optimizer"]["state"][0]["step"] == 15
+
+
+def test_checkpoint_resume_reproduces_an_uninterrupted_run(tmp_path):
+    data = torch.randint(11, (300,))
+
+    def batch(t):
+        g = torch.Generator().manual_seed(t)
+        s = torch.randint(len(data) - 17, (4,), generator=g)
+        chunk = data[s[:, None] + torch.arange(17)]
+        return chunk[:, :-1], chunk[:, 1:]
+
+    sched = schedules.make("cosine", total=10, warmup=2)
+    m1 = _tiny()
+    h_full, _ = train(m1, adamw(m1, 1e-2), sched, batch, 0, 10, lr=1e-2, progress=False)
+
+    class Crash:
+        def __init__(self):
+            self.n = 0
+
+        def __call__(self, model):
+            self.n += 1
+            if self.n == 7:
+                raise KeyboardInterrupt
+
+    ckpt = tmp_path / "run.ckpt"
+    m2 = _tiny()
+    try:
+        train(m2, adamw(m2, 1e-2), sched, batch, 0, 10, lr=1e-2, progress=False, on_step=[Crash()],
+              checkpoint=ckpt, checkpoint_every=3)
+    except KeyboardInterrupt:
+        pass
+    assert ckpt.exists()  # saved after update 6
+    m3 = _tiny()
+    h_resumed, _ = train(m3, adamw(m3, 1e-2), sched, batch, 0, 10, lr=1e-2, progress=False,
+                         checkpoint=ckpt, checkpoint_every=3)
+    assert h_resumed.train_loss == h_full.train_loss and h_resumed.steps == list(range(10))
+    for k, v in m1.state_dict().items():
+        assert torch.equal(v, m3.state_dict()[k]), k
+    assert not ckpt.exists()  # removed once the run is complete

@@ -29,13 +29,13 @@ def test_cache_reuses_only_a_matching_key(tmp_path, monkeypatch):
         calls.append(v)
         return {"loss": v}
 
-    assert results.cached("ch", "run", {"lr": 1}, lambda: compute(1)) == {"loss": 1}
-    assert results.cached("ch", "run", {"lr": 1}, lambda: compute(99)) == {"loss": 1}
-    assert results.cached("ch", "run", {"lr": 2}, lambda: compute(2)) == {"loss": 2}
+    assert results.cached("ch", "run", {"lr": 1}, lambda ck: compute(1)) == {"loss": 1}
+    assert results.cached("ch", "run", {"lr": 1}, lambda ck: compute(99)) == {"loss": 1}
+    assert results.cached("ch", "run", {"lr": 2}, lambda ck: compute(2)) == {"loss": 2}
     assert calls == [1, 2]
     for p in (tmp_path / "ch").iterdir():  # a damaged entry is recomputed, not trusted
         p.write_bytes(b"garbage")
-    assert results.cached("ch", "run", {"lr": 1}, lambda: compute(3)) == {"loss": 3}
+    assert results.cached("ch", "run", {"lr": 1}, lambda ck: compute(3)) == {"loss": 3}
 
 
 def test_stable_hash_ignores_key_order():

@@ -1,7 +1,8 @@
-"""The book's one plotting style, and saving figures next to the run's artifacts."""
+"""The book's one style for figures and tables, and figure bytes for the run's artifacts."""
 import io
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import seaborn as sns
 
 PALETTE = "colorblind"
@@ -9,7 +10,9 @@ WIDTH = 6.4  # inches; figures are rendered at 80% of the text width
 
 
 def apply():
-    """Seaborn 'whitegrid' theme in 'notebook' context, colour-blind palette, fixed DPI."""
+    """Seaborn 'whitegrid' theme in 'notebook' context, colour-blind palette, fixed DPI;
+    tables show whole cells (claims are sentences)."""
+    pd.set_option("display.max_colwidth", None)
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.85)
     plt.rcParams.update({
         "figure.figsize": (WIDTH, 3.6), "figure.dpi": 100, "savefig.dpi": 130,

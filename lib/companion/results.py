@@ -97,11 +97,12 @@ LEDGER = []
 
 
 def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
-    """Return compute() for this (chapter, name, key), reusing a stored result whose key
-    (the configuration plus the library's source hash, never the device) matches.
+    """Return compute(checkpoint) for this (chapter, name, key), reusing a stored result whose
+    key (the configuration plus the compute modules' source hash, never the device) matches.
 
-    Long experiments are split into named sub-runs so that an interrupted run resumes
-    from its last finished sub-run."""
+    Long experiments are split into named sub-runs so that an interrupted run resumes from
+    its last finished sub-run; `checkpoint` is a path next to the entry where compute may
+    keep mid-run state (see train.train) to resume inside a sub-run too."""
     full_key = {"chapter": chapter, "name": name, "config": key, "lib": lib_hash(compute_only=True)}
     path = cache_dir() / chapter / f"{name}-{stable_hash(full_key)}.pt"
     if enabled and path.exists():
@@ -112,7 +113,7 @@ def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
         except Exception:  # a damaged cache entry is recomputed, never trusted
             pass
     t0 = time.time()
-    value = compute()
+    value = compute(path.with_suffix(".ckpt") if enabled else None)
     LEDGER.append((name, time.time() - t0, False))
     if enabled:
         buf = io.BytesIO()

@@ -7,12 +7,15 @@ be continued, or branched into another schedule, reproducing the uninterrupted r
 bit-for-bit on CPU.
 """
 import copy
+import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from companion import device as devices
+from companion.results import atomic_write_bytes
 
 
 @dataclass
@@ -69,18 +72,31 @@ def evaluate(model, batches, dev) -> float:
 
 def train(model, optimizer, schedule, batch_fn, start: int, end: int, *, lr: float, val_batches=(),
           eval_every: int = 100, clip: float = 1.0, on_step=(), snapshot_at=(), dev=None,
-          desc: str = "train", progress: bool = True):
+          desc: str = "train", progress: bool = True, checkpoint=None, checkpoint_every: int = 0):
     """Run updates start..end-1; return (History, {step: snapshot}).
 
     schedule(t) -> LR multiplier; batch_fn(t) -> (x, y). Validation runs after every
     `eval_every`-th update and after the last; `snapshot_at` lists steps (numbers of updates
     done) at which to keep a copy of the state, the branching points of cooldowns.
-    `on_step` hooks are called as hook(model) after each update (weight averaging).
+    `on_step` hooks are called as hook(model) after each update (weight averaging); hooks
+    with state_dict/load_state_dict are checkpointed with the run.
+
+    With `checkpoint` (a path) and `checkpoint_every` > 0, the full state is saved atomically
+    every `checkpoint_every` updates; a run started again with the same path resumes from it
+    and gives the same numbers as an uninterrupted run. The file is removed when the run ends.
     """
     dev = dev or next(model.parameters()).device
     hist, snaps = History(), {}
     want = set(snapshot_at)
-    if start in want:
+    stateful = [h for h in on_step if hasattr(h, "state_dict")]
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None and ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False, map_location=dev)
+        restore(model, optimizer, saved)
+        hist, snaps, start = saved["history"], saved["snapshots"], saved["step"]
+        for h, state in zip(stateful, saved["hooks"]):
+            h.load_state_dict(state)
+    elif start in want:
         snaps[start] = snapshot(model, optimizer)
     model.train()
     bar = tqdm(range(start, end), desc=desc, leave=False, disable=not progress, mininterval=2.0)
@@ -107,5 +123,12 @@ def train(model, optimizer, schedule, batch_fn, start: int, end: int, *, lr: flo
             hist.val_loss.append(evaluate(model, val_batches, dev))
         if done in want:
             snaps[done] = snapshot(model, optimizer)
+        if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and done < end:
+            buf = io.BytesIO()
+            torch.save({**snapshot(model, optimizer), "step": done, "history": hist, "snapshots": snaps,
+                        "hooks": [h.state_dict() for h in stateful]}, buf)
+            atomic_write_bytes(ckpt, buf.getvalue())
     bar.close()
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)
     return hist, snaps

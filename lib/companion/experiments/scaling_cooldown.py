@@ -96,8 +96,44 @@ def gpt_config(cfg: Config, d: int, L: int, vocab: int) -> GPTConfig:
     return GPTConfig(vocab_size=vocab, seq_len=cfg.seq_len, n_layer=L, n_head=d // cfg.head_dim, d_model=d)
 
 
+CHECKPOINT_EVERY = 250  # steps between mid-run checkpoints (resume inside a sub-run)
+
+
+class _SWAProbe:
+    """Windowed SWA (interval 1) on a training run, evaluated each time a window completes;
+    a stateful hook, so it is checkpointed with the run."""
+
+    def __init__(self, horizon, gcfg, val, dev):
+        self.swa, self.scratch = WindowedSWA(horizon, 1), GPT(gcfg).to(dev)
+        self.val, self.dev = val, dev
+        self.curve = {"steps": [], "val": []}
+
+    def __call__(self, model):
+        self.swa.update(model)
+        if self.swa.count % self.swa.h == 0:
+            self.curve["steps"].append(self.swa.count)
+            self.curve["val"].append(self.evaluate(self.swa.average()))
+
+    def evaluate(self, state):
+        self.scratch.load_state_dict(state)
+        return evaluate(self.scratch, self.val, self.dev)
+
+    def horizon_sweep(self, n_max=5):
+        """The paper's horizon sweep: mean of the last n windows, n <= 5."""
+        return {n * self.swa.h: self.evaluate(self.swa.average(n))
+                for n in range(1, min(n_max, len(self.swa.windows)) + 1)}
+
+    def state_dict(self):
+        return {"swa": self.swa.state_dict(), "curve": copy.deepcopy(self.curve)}
+
+    def load_state_dict(self, state):
+        self.swa.load_state_dict(state["swa"])
+        self.curve = state["curve"]
+
+
 class _Runner:
-    """Builds identically initialised models of one size and trains them on one data stream."""
+    """Builds identically initialised models of one size and trains them on one data stream.
+    Every sub-run is cached under its own key and checkpointed while it runs."""
 
     def __init__(self, cfg: Config, corpus: CharCorpus, val, dev, d: int, L: int, progress: bool):
         self.cfg, self.corpus, self.val, self.dev, self.progress = cfg, corpus, val, dev, progress
@@ -113,7 +149,7 @@ class _Runner:
         model = GPT(self.gcfg).to(self.dev)
         return model, adamw(model, self.cfg.lr, (0.9, self.cfg.beta2), self.cfg.weight_decay)
 
-    def train(self, schedule, start, end, snap=None, desc="", eval_every=None, **kw):
+    def train(self, schedule, start, end, ckpt, snap=None, desc="", eval_every=None, **kw):
         model, opt = self.fresh()
         if snap is not None:
             model.load_state_dict(snap["model"])
@@ -122,41 +158,30 @@ class _Runner:
         batch = lambda t: self.corpus.train_batch(t, c.batch_size, c.seq_len, c.seed)  # noqa: E731
         return train(model, opt, schedule, batch, start, end, lr=c.lr, val_batches=self.val,
                      eval_every=eval_every or c.eval_every, clip=c.clip, dev=self.dev,
-                     desc=f"{self.name} {desc}", progress=self.progress, **kw)
+                     desc=f"{self.name} {desc}", progress=self.progress,
+                     checkpoint=ckpt, checkpoint_every=CHECKPOINT_EVERY, **kw)
 
     def cached(self, name, extra, fn):
         return cached(CHAPTER, f"{self.name}-{name}", {**self.key, **extra}, fn)
 
     def initial_val(self):
-        return self.cached("init", {}, lambda: evaluate(self.fresh()[0], self.val, self.dev))
+        return self.cached("init", {}, lambda ckpt: evaluate(self.fresh()[0], self.val, self.dev))
 
     def cosine(self, T):
         sched = schedules.make("cosine", total=T, warmup=self.cfg.warmup, final=0.1)
-        return self.cached(f"cosine-T{T}", {"T": T}, lambda: self.train(sched, 0, T, desc=f"cosine T={T}")[0])
+        return self.cached(f"cosine-T{T}", {"T": T},
+                           lambda ckpt: self.train(sched, 0, T, ckpt, desc=f"cosine T={T}")[0])
 
     def trunk(self, T_max, branch_points, swa_horizon=None):
         """The constant-LR run to T_max with snapshots at the branch points, and (optionally)
         windowed SWA evaluated each time a window completes."""
-        def compute():
-            hooks, swa_curve = [], {"steps": [], "val": []}
-            if swa_horizon:
-                swa, scratch = WindowedSWA(swa_horizon, 1), GPT(self.gcfg).to(self.dev)
-
-                def hook(model):
-                    swa.update(model)
-                    if swa.count % swa.h == 0:
-                        scratch.load_state_dict(swa.average())
-                        swa_curve["steps"].append(swa.count)
-                        swa_curve["val"].append(evaluate(scratch, self.val, self.dev))
-                hooks.append(hook)
+        def compute(ckpt):
+            probe = _SWAProbe(swa_horizon, self.gcfg, self.val, self.dev) if swa_horizon else None
             sched = schedules.make("constant", warmup=self.cfg.warmup)
-            hist, snaps = self.train(sched, 0, T_max, snapshot_at=branch_points, on_step=hooks, desc="constant trunk")
-            if swa_horizon:  # the paper's horizon sweep: mean of the last n windows, n <= 5
-                swa_curve["horizon_val"] = {}
-                for n in range(1, min(5, len(swa.windows)) + 1):
-                    scratch.load_state_dict(swa.average(n))
-                    swa_curve["horizon_val"][n * swa_horizon] = evaluate(scratch, self.val, self.dev)
-            return {"history": hist, "snapshots": snaps, "swa": swa_curve if swa_horizon else None}
+            hist, snaps = self.train(sched, 0, T_max, ckpt, snapshot_at=branch_points,
+                                     on_step=[probe] if probe else [], desc="constant trunk")
+            swa = {**probe.curve, "horizon_val": probe.horizon_sweep()} if probe else None
+            return {"history": hist, "snapshots": snaps, "swa": swa}
         return self.cached("trunk", {"T_max": T_max, "branch_points": sorted(branch_points), "swa": swa_horizon},
                            compute)
 
@@ -164,16 +189,16 @@ class _Runner:
         """Branch at N_h = T - int(frac T) from the trunk and cool down to 0 over the rest
         (evaluated 4x as often as the other runs: the loss moves fast here)."""
         sched = schedules.make("wsd", total=T, warmup=self.cfg.warmup, cooldown_frac=frac, shape=shape)
-        start = T - int(frac * T)
+        start = branch_point(T, frac)
         return self.cached(f"cooldown-{shape}-T{T}-f{frac}", {"T": T, "frac": frac, "shape": shape},
-                           lambda: self.train(sched, start, T, snap=trunk["snapshots"][start],
-                                              eval_every=max(1, self.cfg.eval_every // 4),
-                                              desc=f"{shape} cooldown T={T}")[0])
+                           lambda ckpt: self.train(sched, start, T, ckpt, snap=trunk["snapshots"][start],
+                                                   eval_every=max(1, self.cfg.eval_every // 4),
+                                                   desc=f"{shape} cooldown T={T}")[0])
 
     def wsd_from_scratch(self, T, frac, shape):
         sched = schedules.make("wsd", total=T, warmup=self.cfg.warmup, cooldown_frac=frac, shape=shape)
         return self.cached(f"wsd-fresh-{shape}-T{T}-f{frac}", {"T": T, "frac": frac, "shape": shape},
-                           lambda: self.train(sched, 0, T, desc=f"fresh WSD T={T}")[0])
+                           lambda ckpt: self.train(sched, 0, T, ckpt, desc=f"fresh WSD T={T}")[0])
 
 
 def branch_point(T: int, frac: float) -> int:

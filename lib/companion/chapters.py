@@ -41,7 +41,7 @@ class Chapter:
 CHAPTERS = {c.id: c for c in [
     Chapter("scaling-cooldown", "Scaling laws and compute-optimal training beyond fixed durations",
             "Training dynamics", "scaling_cooldown", ("tinyshakespeare",),
-            {"smoke": 0.6, "cpu": 8, "gpu": 7}),
+            {"smoke": 0.5, "cpu": 7, "gpu": 7}),
 ]}
 
 

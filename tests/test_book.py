@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from companion import book, chapters
 from conftest import ROOT
 
@@ -16,10 +18,14 @@ def test_dashboard_is_generated_from_committed_claims():
         assert ch.id in book.dashboard_markdown()
 
 
-def test_toc_lists_every_chapter():
-    toc = (ROOT / "_toc.yml").read_text()
-    for cid in chapters.CHAPTERS:
-        assert f"book/chapters/{cid}" in toc
+def test_toc_lists_every_chapter_under_its_part():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    parts = {p["caption"]: [c["file"] for c in p["chapters"]] for p in toc["parts"]}
+    for ch in chapters.CHAPTERS.values():
+        assert ch.part in chapters.PARTS
+        assert f"book/chapters/{ch.id}" in parts[ch.part]
+    captions = [c for c in parts if c in chapters.PARTS]
+    assert captions == sorted(captions, key=chapters.PARTS.index)
 
 
 def test_committed_chapters_are_executed_with_claims():

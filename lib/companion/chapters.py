@@ -1,8 +1,10 @@
 """The chapter registry and the session a chapter notebook runs in.
 
 A chapter is a notebook `book/chapters/<id>.ipynb` backed by an experiment module
-`companion.experiments.<module>` that defines `Config` (its parameters), `SCALES` (a
-preset Config per scale), `run(cfg, dev)` (pure compute) and `CLAIMS`.
+`companion.experiments.<module>` that defines `Config` (its parameters, a frozen dataclass
+with an optional `validate()`), `SCALES` (a preset Config per scale) and `run(cfg, dev,
+progress)` (pure compute, cached); its report module `companion.reports.<module>` turns the
+results into metrics, `CLAIMS` and figures.
 """
 import dataclasses
 import importlib
@@ -15,6 +17,7 @@ from companion import device as devices
 from companion import params as P
 from companion.results import Provenance, atomic_write_bytes, atomic_write_json, lib_hash, repo_root, stable_hash
 
+# the book's parts, in order (_toc.yml lists each chapter under its part)
 PARTS = ("Training dynamics", "Optimization", "Data & compression", "Collaborative learning", "AI & education")
 
 

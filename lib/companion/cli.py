@@ -56,10 +56,14 @@ def _prepare(chapter_id: str, scale: str, pairs):
         import torch
         if not torch.cuda.is_available():
             raise P.ParamError("parameter 'device' is 'cuda' but CUDA is not available; allowed here: auto, cpu")
+    _check_datasets(ch)
+    return ch, scale, cfg, run_opts, given
+
+
+def _check_datasets(ch):
     from companion import data
     for name in ch.datasets:
         data.path(name)
-    return ch, scale, cfg, run_opts, given
 
 
 def _rel(path: Path) -> str:
@@ -123,7 +127,6 @@ def cmd_list(args):
 def cmd_run(args):
     ch, scale, cfg, run_opts, overrides = _prepare(args.chapter, args.scale, args.param)
     out = Path(args.out) if args.out else repo_root() / "_build" / "runs" / ch.id / scale
-    _check_writable(out)
     t0 = time.time()
     nb = execute(ch, scale, cfg, run_opts, overrides, out, log_output=args.verbose)
     rows = json.loads((out / "claims.json").read_text())
@@ -145,16 +148,14 @@ def cmd_compute(args):
 
 def cmd_build(args):
     from companion import book
+    scale = CH.resolve_scale(args.scale)
     for ch in CH.CHAPTERS.values():
-        scale = CH.resolve_scale(args.scale)
         cfg = CH.configure(ch, scale, {})
         stored = json.loads(ch.notebook.read_text())["metadata"].get("companion", {}).get("key")
         if stored == CH.execution_key(ch, scale, cfg) and not args.force:
             print(f"{ch.id}: up to date at scale {scale}")
             continue
-        for name in ch.datasets:
-            from companion import data
-            data.path(name)
+        _check_datasets(ch)
         print(f"{ch.id}: executing at scale {scale} (~{ch.minutes[scale]:g} min)", flush=True)
         out = repo_root() / "_build" / "runs" / ch.id / scale
         nb = execute(ch, scale, cfg, {}, {}, out)

@@ -22,6 +22,7 @@ BAD = [
     (["run", "scaling-cooldown", "-p", "lr", "7"], "parameter 'lr' must be in [1e-06, 1.0]; got 7.0"),
     (["run", "scaling-cooldown", "-p", "targets", "500,x"], "parameter 'targets' expects an int"),
     (["run", "scaling-cooldown", "-p", "targets", "1000,500"], "'targets' must be strictly increasing"),
+    (["run", "scaling-cooldown", "-p", "targets", "500"], "'targets' needs at least two lengths"),
     (["run", "scaling-cooldown", "-p", "device", "tpu"], "parameter 'device' must be one of auto, cpu, cuda"),
     (["run", "scaling-cooldown", "--scale", "huge"], "unknown scale 'huge'; scales: smoke, cpu, gpu, auto"),
     (["run"], "the following arguments are required: chapter"),

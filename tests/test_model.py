@@ -12,6 +12,18 @@ def _tiny(style="llama"):
     return GPT(GPTConfig(vocab_size=11, seq_len=16, n_layer=2, n_head=2, d_model=16, style=style))
 
 
+def _batches(n_tokens):
+    """A batch function of the step only, over a fixed random token stream."""
+    data = torch.randint(11, (n_tokens,), generator=torch.Generator().manual_seed(1))
+
+    def batch(t):
+        g = torch.Generator().manual_seed(t)
+        s = torch.randint(len(data) - 17, (4,), generator=g)
+        chunk = data[s[:, None] + torch.arange(17)]
+        return chunk[:, :-1], chunk[:, 1:]
+    return batch
+
+
 def test_causal_mask_future_tokens_do_not_change_past_logits():
     for style in ("llama", "gpt2"):
         m = _tiny(style).eval()
@@ -55,13 +67,7 @@ def test_flop_count_matches_a_direct_count_of_the_matmuls():
 
 def test_branch_reproduces_a_direct_run_bit_for_bit():
     """Constant trunk to 12, then a cooldown from the snapshot at 12, equals WSD to 15."""
-    data = torch.randint(11, (400,))
-
-    def batch(t):
-        g = torch.Generator().manual_seed(t)
-        s = torch.randint(len(data) - 17, (4,), generator=g)
-        chunk = data[s[:, None] + torch.arange(17)]
-        return chunk[:, :-1], chunk[:, 1:]
+    batch = _batches(400)
 
     wsd = schedules.make("wsd", total=15, warmup=3, cooldown_frac=0.2)
     m1 = _tiny()
@@ -83,13 +89,7 @@ def test_branch_reproduces_a_direct_run_bit_for_bit():
 
 
 def test_checkpoint_resume_reproduces_an_uninterrupted_run(tmp_path):
-    data = torch.randint(11, (300,))
-
-    def batch(t):
-        g = torch.Generator().manual_seed(t)
-        s = torch.randint(len(data) - 17, (4,), generator=g)
-        chunk = data[s[:, None] + torch.arange(17)]
-        return chunk[:, :-1], chunk[:, 1:]
+    batch = _batches(300)
 
     sched = schedules.make("cosine", total=10, warmup=2)
     m1 = _tiny()

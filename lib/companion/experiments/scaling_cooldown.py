@@ -58,6 +58,8 @@ class Config:
 
     def validate(self):
         t = self.targets
+        if len(t) < 2:
+            raise ParamError(f"parameter 'targets' needs at least two lengths; got {','.join(map(str, t))}")
         if list(t) != sorted(set(t)):
             raise ParamError(f"parameter 'targets' must be strictly increasing; got {','.join(map(str, t))}")
         if any(x % self.eval_every for x in t):

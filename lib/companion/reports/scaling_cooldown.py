@@ -134,12 +134,13 @@ CLAIMS = [
 ]
 
 
-def _joined(trunk, branch):
-    """Validation curve of a branched run: the trunk up to the branch point, then the cooldown."""
+def _cooldown_curve(trunk, branch):
+    """Validation curve of a cooldown from its branch point: the trunk's value there (when the
+    trunk was evaluated at that step), then the cooldown's own evaluations."""
     start = branch.steps[0]
-    pts = [(s, v) for s, v in zip(trunk.eval_steps, trunk.val_loss) if s <= start]
-    pts += list(zip(branch.eval_steps, branch.val_loss))
-    return [p[0] for p in pts], [p[1] for p in pts]
+    if start not in trunk.eval_steps:
+        return branch.eval_steps, branch.val_loss
+    return [start] + branch.eval_steps, [trunk.val_at(start)] + branch.val_loss
 
 
 def _ylim_from(ax, curves, top_quantile=0.15):
@@ -196,10 +197,7 @@ def cosine_vs_cooldown_figure(res, cfg):
     for T, col in zip(cfg.targets, cols):
         h = m["cosine"][T]
         ax.plot(h.eval_steps, h.val_loss, color=col, lw=1, alpha=0.6, label=f"cosine T = {T}")
-        s, v = _joined(trunk, m["cooldown"][T])
-        start = branch_point(T, cfg.cooldown_frac)
-        ax.plot([x for x in s if x >= start], [y for x, y in zip(s, v) if x >= start], color=col, lw=2.2,
-                ls="--", label=f"cooldown to {T}")
+        ax.plot(*_cooldown_curve(trunk, m["cooldown"][T]), color=col, lw=2.2, ls="--", label=f"cooldown to {T}")
         curves.append(h.val_loss)
     _ylim_from(ax, curves)
     ax.set(xlabel="optimizer step", ylabel="validation loss (nats/char)",
@@ -212,12 +210,11 @@ def shape_figure(res, cfg):
     """Fig. 4 analogue: linear vs (1-sqrt) cooldown over the last part of the longest run."""
     m = res["sizes"][res["main"]]
     T = cfg.targets[-1]
-    start = branch_point(T, cfg.cooldown_frac)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(6.4, 3.0))
     c = colors(3)
     for h, name, col in ((m["linear"], "linear", c[1]), (m["cooldown"][T], "1-sqrt", c[2])):
         a1.plot(h.steps, [lr / cfg.lr for lr in h.lr], color=col, label=name)
-        a2.plot([start] + h.eval_steps, [m["trunk"].val_at(start)] + h.val_loss, "o-", ms=3, color=col, label=name)
+        a2.plot(*_cooldown_curve(m["trunk"], h), "o-", ms=3, color=col, label=name)
     a2.axhline(m["cosine"][T].final_val, color=c[0], ls=":", label="cosine final")
     a1.set(xlabel="optimizer step", ylabel="learning rate / peak", title="cooldown shapes")
     a2.set(xlabel="optimizer step", ylabel="validation loss (nats/char)", title="loss during the cooldown")
@@ -252,9 +249,7 @@ def swa_figure(res, cfg):
     c = colors(4)
     ax.plot(trunk.eval_steps, trunk.val_loss, color="0.55", label="constant LR")
     ax.plot(swa["steps"], swa["val"], "s-", ms=3, color=c[3], label=f"constant + SWA (window {cfg.swa_horizon})")
-    s, v = _joined(trunk, m["cooldown"][T])
-    start = branch_point(T, cfg.cooldown_frac)
-    ax.plot([x for x in s if x >= start], [y for x, y in zip(s, v) if x >= start], color=c[2], lw=2,
+    ax.plot(*_cooldown_curve(trunk, m["cooldown"][T]), color=c[2], lw=2,
             label=f"{cfg.cooldown_frac:.0%} (1-sqrt) cooldown")
     ax.plot(m["cosine"][T].eval_steps, m["cosine"][T].val_loss, color=c[0], lw=1, alpha=0.6, label="cosine")
     _ylim_from(ax, [trunk.val_loss, swa["val"]])

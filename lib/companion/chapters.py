@@ -88,6 +88,18 @@ def execution_key(ch: Chapter, scale: str, cfg, nb_path=None) -> str:
                         "config": dataclasses.asdict(cfg)})
 
 
+def published(ch: Chapter):
+    """(scale, execution key) stored in the committed executed chapter, or (None, None)."""
+    meta = json.loads(ch.notebook.read_text())["metadata"].get("companion", {})
+    return meta.get("scale"), meta.get("key")
+
+
+def is_current(ch: Chapter, scale: str) -> bool:
+    """Whether the committed chapter was executed at `scale` with today's code, library and presets."""
+    stored_scale, key = published(ch)
+    return stored_scale == scale and key == execution_key(ch, scale, configure(ch, scale, {}))
+
+
 class Session:
     """A chapter run inside its notebook: config, device, provenance and artifacts.
 

@@ -113,7 +113,9 @@ def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) ->
 def cmd_list(args):
     for ch in CH.CHAPTERS.values():
         times = ", ".join(f"{s} ~{ch.minutes[s]:g} min" for s in P.SCALES)
-        print(f"{ch.id:20s} {ch.title}  [{times}]")
+        scale, _ = CH.published(ch)
+        state = f"published at {scale}, {'current' if CH.is_current(ch, scale) else 'stale'}" if scale else "unpublished"
+        print(f"{ch.id:20s} {ch.title}  [{times}] ({state})")
         if args.verbose:
             exp = ch.experiment()
             for name, spec in ch.param_specs().items():
@@ -150,11 +152,10 @@ def cmd_build(args):
     from companion import book
     scale = CH.resolve_scale(args.scale)
     for ch in CH.CHAPTERS.values():
-        cfg = CH.configure(ch, scale, {})
-        stored = json.loads(ch.notebook.read_text())["metadata"].get("companion", {}).get("key")
-        if stored == CH.execution_key(ch, scale, cfg) and not args.force:
+        if CH.is_current(ch, scale) and not args.force:
             print(f"{ch.id}: up to date at scale {scale}")
             continue
+        cfg = CH.configure(ch, scale, {})
         _check_datasets(ch)
         print(f"{ch.id}: executing at scale {scale} (~{ch.minutes[scale]:g} min)", flush=True)
         out = repo_root() / "_build" / "runs" / ch.id / scale

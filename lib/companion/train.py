@@ -28,12 +28,6 @@ class History:
     eval_steps: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
 
-    def extend(self, other: "History") -> "History":
-        out = copy.deepcopy(self)
-        for k in ("steps", "lr", "train_loss", "eval_steps", "val_loss"):
-            getattr(out, k).extend(getattr(other, k))
-        return out
-
     def val_at(self, step: int) -> float:
         return self.val_loss[self.eval_steps.index(step)]
 

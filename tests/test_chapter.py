@@ -1,5 +1,6 @@
 """Chapters at smoke scale through the CLI: artifacts, claims schema, determinism."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -72,6 +73,25 @@ def test_scaling_cooldown_smoke_numbers(smoke_runs):
     assert m["initial_val"] - m["final_val_best"] > 1.0  # learned more than 1 nat/char
     for s in m["sizes"].values():
         assert all(v == v and v < 10 for v in s["cosine_final"].values())
+
+
+def test_warmup_smoke_numbers(smoke_runs):
+    """The brief's smoke assertions (section 6): what the probes and optimizers must show
+    even in 200 steps."""
+    chapter, out, _, _ = smoke_runs
+    if chapter != "warmup":
+        pytest.skip("chapter-specific")
+    m = json.loads((out / "metrics.json").read_text())
+    # the first AdamW step without warmup turns rows >= 10x the equilibrium angle at peak LR,
+    # and a 10% warmup makes it >= 10x smaller
+    eq = m["equilibrium_angle_high_lr"]
+    assert m["step0_row_angle"]["no_warmup"] >= 10 * eq
+    assert m["step0_row_angle"]["warmup"] * 10 <= m["step0_row_angle"]["no_warmup"]
+    # LionAR (rho = 0) keeps every row's norm and turns it by exactly arctan(eta_r)
+    assert m["lionar_row_norm_drift_max"] < 1e-5
+    assert m["lionar_angle_rel_error_max"] < 1e-3
+    assert all(v == v and v < 10 for v in m["final_val"].values())
+    assert m["final_train_loss_max"] < math.log(65) - 0.8
 
 
 def test_failed_run_keeps_the_previous_artifacts(tmp_path, data_dir):

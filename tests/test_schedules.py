@@ -49,3 +49,16 @@ def test_wsd_equals_constant_before_cooldown():
     w, c = S.make("wsd", total=500, warmup=25), S.make("constant", warmup=25)
     assert [w(t) for t in range(400)] == [c(t) for t in range(400)]
     assert w(400) == 1.0 and w(401) < 1.0
+
+
+def test_trapezoid_boundaries():
+    N, W = 200, 20  # cooldown over the last 100 steps
+    s = S.make("trapezoid", total=N, warmup=W, cooldown_frac=0.5)
+    assert s(0) == pytest.approx(1 / W)  # the first update already moves, at 1/W of the peak
+    assert s(W - 1) == 1.0 and s(W) == 1.0
+    assert s(99) == 1.0 and s(100) == 1.0  # cooldown starts at N - N_c = 100 with s = 1
+    assert s(150) == pytest.approx(0.5)
+    assert s(N - 1) == pytest.approx(1 / 100)
+    assert s(N) == 0.0
+    s0 = S.make("trapezoid", total=N, warmup=0)
+    assert s0(0) == 1.0

@@ -45,6 +45,8 @@ CHAPTERS = {c.id: c for c in [
     Chapter("scaling-cooldown", "Scaling laws and compute-optimal training beyond fixed durations",
             "Training dynamics", "scaling_cooldown", ("tinyshakespeare",),
             {"smoke": 0.5, "cpu": 7, "gpu": 7}),
+    Chapter("warmup", "Analyzing and reducing the need for learning-rate warmup in GPT training",
+            "Training dynamics", "warmup", ("tinyshakespeare",), {"smoke": 0.5, "cpu": 8, "gpu": 7}),
 ]}
 
 

@@ -66,14 +66,18 @@ def evaluate(model, batches, dev) -> float:
 
 def train(model, optimizer, schedule, batch_fn, start: int, end: int, *, lr: float, val_batches=(),
           eval_every: int = 100, clip: float = 1.0, on_step=(), snapshot_at=(), dev=None,
-          desc: str = "train", progress: bool = True, checkpoint=None, checkpoint_every: int = 0):
+          desc: str = "train", progress: bool = True, checkpoint=None, checkpoint_every: int = 0,
+          probes=()):
     """Run updates start..end-1; return (History, {step: snapshot}).
 
     schedule(t) -> LR multiplier; batch_fn(t) -> (x, y). Validation runs after every
     `eval_every`-th update and after the last; `snapshot_at` lists steps (numbers of updates
     done) at which to keep a copy of the state, the branching points of cooldowns.
-    `on_step` hooks are called as hook(model) after each update (weight averaging); hooks
-    with state_dict/load_state_dict are checkpointed with the run.
+    `on_step` hooks are called as hook(model) after each update (weight averaging). `probes`
+    measure the update itself: probe.before_step(t, model, optimizer, batch) runs after the
+    gradient is computed and clipped, probe.after_step(t, model, optimizer) after the update
+    (companion.metrics). Hooks and probes with state_dict/load_state_dict are checkpointed
+    with the run.
 
     With `checkpoint` (a path) and `checkpoint_every` > 0, the full state is saved atomically
     every `checkpoint_every` updates; a run started again with the same path resumes from it
@@ -82,7 +86,7 @@ def train(model, optimizer, schedule, batch_fn, start: int, end: int, *, lr: flo
     dev = dev or next(model.parameters()).device
     hist, snaps = History(), {}
     want = set(snapshot_at)
-    stateful = [h for h in on_step if hasattr(h, "state_dict")]
+    stateful = [h for h in (*on_step, *probes) if hasattr(h, "state_dict")]
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
         saved = torch.load(ckpt, weights_only=False, map_location=dev)
@@ -104,7 +108,11 @@ def train(model, optimizer, schedule, batch_fn, start: int, end: int, *, lr: flo
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        for probe in probes:
+            probe.before_step(t, model, optimizer, (x.to(dev), y.to(dev)))
         optimizer.step()
+        for probe in probes:
+            probe.after_step(t, model, optimizer)
         optimizer.zero_grad(set_to_none=True)
         for hook in on_step:
             hook(model)

@@ -154,11 +154,15 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())  # tied weights are counted once
 
-    def param_groups(self, weight_decay):
+    def param_groups(self, weight_decay, decay_embeddings: bool = False):
         """Weight decay on nn.Linear weights only: not on norms, not on the tied embedding,
-        as in the official schedules-and-scaling code (brief, section 3)."""
-        tied = self.wte.weight
-        decay = [m.weight for m in self.modules() if isinstance(m, nn.Linear) and m.weight is not tied]
+        as in the official schedules-and-scaling code; with `decay_embeddings`, on every
+        tensor with >= 2 dims, embeddings included, as nanoGPT's `configure_optimizers`."""
+        if decay_embeddings:
+            decay = [p for p in self.parameters() if p.dim() >= 2]
+        else:
+            tied = self.wte.weight
+            decay = [m.weight for m in self.modules() if isinstance(m, nn.Linear) and m.weight is not tied]
         ids = {id(p) for p in decay}
         rest = [p for p in self.parameters() if id(p) not in ids]
         return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]

@@ -69,9 +69,26 @@ def constant(t: int, warmup: int = 0, warmup_start: float = 0.01) -> float:
     return _warmup(t, warmup, warmup_start) if t < warmup else 1.0
 
 
+def trapezoid(t: int, total: int, warmup: int = 0, cooldown_frac: float = 0.5) -> float:
+    """Linear warmup, constant, linear cooldown to 0 (Kosson et al. 2024, Fig. 1).
+
+    s(t) = (t + 1) / W for t < W (update 0 already moves, at 1/W of the peak), 1 on the
+    plateau, and s(t) = (N - t) / N_c over the last N_c = int(cooldown_frac N) steps, so
+    s(N) = 0. W = 0 starts at the peak.
+    """
+    n_cool = int(cooldown_frac * total)
+    if t < warmup:
+        return (t + 1) / warmup
+    if t >= total:
+        return 0.0
+    if t < total - n_cool:
+        return 1.0
+    return (total - t) / n_cool
+
+
 def make(kind: str, **kw):
     """A schedule s(t) by name: make("cosine", total=1500, warmup=75)."""
-    fns = {"cosine": cosine, "wsd": wsd, "constant": constant}
+    fns = {"cosine": cosine, "wsd": wsd, "constant": constant, "trapezoid": trapezoid}
     if kind not in fns:
         raise ValueError(f"unknown schedule {kind!r}; allowed: {', '.join(fns)}")
     return partial(fns[kind], **kw)

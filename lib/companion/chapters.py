@@ -46,7 +46,7 @@ CHAPTERS = {c.id: c for c in [
             "Training dynamics", "scaling_cooldown", ("tinyshakespeare",),
             {"smoke": 0.5, "cpu": 7, "gpu": 7}),
     Chapter("warmup", "Analyzing and reducing the need for learning-rate warmup in GPT training",
-            "Training dynamics", "warmup", ("tinyshakespeare",), {"smoke": 0.5, "cpu": 8, "gpu": 7}),
+            "Training dynamics", "warmup", ("tinyshakespeare",), {"smoke": 0.7, "cpu": 9, "gpu": 7}),
 ]}
 
 

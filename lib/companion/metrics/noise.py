@@ -22,6 +22,7 @@ import math
 import torch
 
 from companion import device as devices
+from companion.metrics.probe import Probe
 
 
 def gradient_snr(micro_sq_norms, full_sq_norm: float, b: int, B: int) -> dict:
@@ -39,7 +40,7 @@ def kappa(phi: float, B: int) -> float:
     return math.sqrt((1.0 + phi) / (1.0 + B * phi))
 
 
-class SNRProbe:
+class SNRProbe(Probe):
     """Trainer probe: at sampled steps, split the step's batch into `micro` micro-batches,
     take each one's (unclipped) gradient with an extra backward pass and record the SNR.
 
@@ -50,13 +51,10 @@ class SNRProbe:
 
     def __init__(self, model, micro: int = 4, every: int = 10, dense: int = 20, correct: bool = False,
                  ema: float = 0.9):
+        super().__init__(every, dense)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.micro, self.every, self.dense, self.correct, self.ema = micro, every, dense, correct, ema
-        self.records = []
+        self.micro, self.correct, self.ema = micro, correct, ema
         self._avg = [0.0, 0.0, 0]  # EMA of |G|^2, EMA of tr S, number of updates
-
-    def wants(self, t: int) -> bool:
-        return t < self.dense or t % self.every == 0
 
     def before_step(self, t, model, optimizer, batch):
         if not self.wants(t):
@@ -83,11 +81,6 @@ class SNRProbe:
                 group["lr_factor"] = rec["kappa"]
         self.records.append(rec)
 
-    def after_step(self, t, model, optimizer):
-        pass
-
-    def series(self, key: str):
-        return [r["step"] for r in self.records], [r[key] for r in self.records]
 
     def state_dict(self):
         return {"records": list(self.records), "avg": list(self._avg)}

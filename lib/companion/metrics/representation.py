@@ -14,20 +14,18 @@ import math
 import torch
 import torch.nn as nn
 
+from companion.metrics.probe import Probe
 
-class RRCProbe:
+
+class RRCProbe(Probe):
     """Trainer probe on a fixed probe batch `x` (token ids), sampled like the update probe.
     `records`: {"step", "layers": {name: rrc}, "rms": RMS over layers, "logits": relative change}."""
 
     def __init__(self, model, x: torch.Tensor, every: int = 10, dense: int = 20):
+        super().__init__(every, dense)
         self.x = x
         self.linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-        self.every, self.dense = every, dense
-        self.records = []
         self._pre = None
-
-    def wants(self, t: int) -> bool:
-        return t < self.dense or t % self.every == 0
 
     @torch.no_grad()
     def before_step(self, t, model, optimizer, batch):
@@ -60,12 +58,3 @@ class RRCProbe:
                              "rms": math.sqrt(sum(v * v for v in layers.values()) / len(layers)),
                              "logits": float((new_logits - logits).norm() / logits.norm())})
         self._pre = None
-
-    def series(self, key: str = "rms"):
-        return [r["step"] for r in self.records], [r[key] for r in self.records]
-
-    def state_dict(self):
-        return {"records": list(self.records)}
-
-    def load_state_dict(self, state):
-        self.records = list(state["records"])

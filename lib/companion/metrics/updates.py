@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from companion.metrics.probe import Probe
 from companion.optim.lion import lion_equilibrium_angle
 
 
@@ -55,7 +56,7 @@ def _rms(x: torch.Tensor) -> float:
     return float(x.square().mean().sqrt())
 
 
-class UpdateProbe:
+class UpdateProbe(Probe):
     """Trainer probe: `before_step` keeps w_t, g_t and m_{t-1}; `after_step` measures the step.
 
     `records` is a list of {"step": t, "layers": {name: {...}}, "total": {...}} with, per
@@ -66,13 +67,10 @@ class UpdateProbe:
     """
 
     def __init__(self, model, every: int = 10, dense: int = 20, eps: float = 1e-8):
+        super().__init__(every, dense)
         self.params = {n: p for n, p in model.named_parameters() if p.dim() >= 2}
-        self.every, self.dense, self.eps = every, dense, eps
-        self.records = []
+        self.eps = eps
         self._pre = None
-
-    def wants(self, t: int) -> bool:
-        return t < self.dense or t % self.every == 0
 
     @torch.no_grad()
     def before_step(self, t, model, optimizer, batch):
@@ -112,15 +110,3 @@ class UpdateProbe:
                              "total": {"l2": math.sqrt(sq), "row_angle_rms": _rms(torch.cat(row_angles)),
                                        "row_rel_rms": _rms(torch.cat(row_rels))}})
         self._pre = None
-
-    def series(self, key: str, layer: str = "total"):
-        """(steps, values) of one quantity, for all matrices ("total") or one layer."""
-        recs = self.records
-        vals = [r["total"][key] if layer == "total" else r["layers"][layer][key] for r in recs]
-        return [r["step"] for r in recs], vals
-
-    def state_dict(self):
-        return {"records": list(self.records)}
-
-    def load_state_dict(self, state):
-        self.records = list(state["records"])

@@ -1,0 +1,84 @@
+"""Every claim can fail: fed metrics that contradict the paper, it reports holds = false.
+
+For each chapter: metrics that agree with the paper (calibration-like numbers) and, for each
+claim, a change of them under which the paper's claim is false."""
+import importlib
+
+import pytest
+
+from companion import chapters
+from companion import claims as C
+
+SC_AGREE = {
+    "cd_vs_cos_rel_gap_max": -0.01, "sqrt_minus_linear": -0.006, "short_minus_main_cooldown": 0.01,
+    "long_minus_main_cooldown": 0.002, "swa_minus_constant": -0.09, "cooldown_minus_swa": -0.01,
+    "cycle_mismatch": 0.05, "scaling_rel_gap_worst": -0.005, "scaling_rel_gap_max_abs": 0.01, "compute_ratio": 0.6,
+}
+SC_CONTRADICT = {
+    "wsd-matches-cosine": {"cd_vs_cos_rel_gap_max": 0.03},
+    "sqrt-beats-linear": {"sqrt_minus_linear": 0.02},
+    "cooldown-length": {"short_minus_main_cooldown": -0.01},
+    "cooldown-plateau": {"long_minus_main_cooldown": -0.05},
+    "swa-helps": {"swa_minus_constant": -0.01},
+    "swa-below-cooldown": {"cooldown_minus_swa": 0.02},
+    "cycle-mismatch": {"cycle_mismatch": -0.01},
+    "scaling-no-worse": {"scaling_rel_gap_worst": 0.02},
+    "scaling-diagonal": {"scaling_rel_gap_max_abs": 0.05},
+    "compute-saved": {"compute_ratio": 0.9},
+}
+
+WU_AGREE = {
+    "adamw_gap_high_lr": 0.2, "adamw_gap_low_lr": 0.01, "permanent_gap": 0.02, "gap_at_best_no_warmup_lr": 0.01,
+    "early_angle_over_equilibrium": {"no_warmup": 30.0, "warmup": 0.5},
+    "max_warmup_angle_over_equilibrium": {"no_warmup": 50.0, "warmup": 1.2},
+    "liona_minus_lionar_max_gap": 0.3, "lionar_over_adamw_max_gap": 0.1, "snr_early_over_late": 8.0,
+    "hm_no_warmup_minus_best_lionar_warmup": -0.01,
+}
+WU_CONTRADICT = {
+    "adamw-warmup-gap": {"adamw_gap_high_lr": 0.01},
+    "gap-grows-with-lr": {"adamw_gap_low_lr": 0.15},
+    "permanent-gap": {"permanent_gap": -0.01},
+    "falls-behind": {"gap_at_best_no_warmup_lr": -0.01},
+    "early-angle-large": {"early_angle_over_equilibrium": {"no_warmup": 1.5, "warmup": 0.5}},
+    "warmup-angle-bounded": {"max_warmup_angle_over_equilibrium": {"no_warmup": 50.0, "warmup": 6.0}},
+    "liona-needs-warmup": {"liona_minus_lionar_max_gap": 0.02},
+    "lionar-reduces-need": {"lionar_over_adamw_max_gap": 0.9},
+    "snr-high-early": {"snr_early_over_late": 1.2},
+    "hm-no-warmup": {"hm_no_warmup_minus_best_lionar_warmup": 0.05},
+}
+CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT)}
+
+
+def report(cid):
+    return importlib.import_module(f"companion.reports.{chapters.get(cid).module}")
+
+
+PAIRS = [(cid, c) for cid in CASES for c in report(cid).CLAIMS]
+
+
+def test_every_chapter_and_claim_has_a_counterexample():
+    assert set(CASES) == set(chapters.CHAPTERS)
+    for cid, (_, contradict) in CASES.items():
+        assert {c.id for c in report(cid).CLAIMS} == set(contradict)
+
+
+@pytest.mark.parametrize("cid,claim", PAIRS, ids=[f"{cid}:{c.id}" for cid, c in PAIRS])
+def test_claim_holds_and_fails(cid, claim):
+    agree, contradict = CASES[cid]
+    assert claim.evaluate(agree, "cpu")["holds"] is True
+    assert claim.evaluate({**agree, **contradict[claim.id]}, "cpu")["holds"] is False
+
+
+@pytest.mark.parametrize("cid", list(CASES))
+def test_rows_have_the_contract_schema(cid):
+    rows = C.evaluate(report(cid).CLAIMS, CASES[cid][0], "cpu")
+    for r in rows:
+        assert {"claim", "paper_value", "our_value", "holds", "scale"} <= set(r)
+        assert isinstance(r["our_value"], float) and r["scale"] == "cpu"
+    assert list(C.table(rows)["verdict"].unique()) == ["reproduced"]
+
+
+def test_no_gap_at_high_lr_cannot_pass_the_warmup_lr_claim():
+    # a negative high-LR gap must not make "the gap grows with LR" hold by division
+    claim = next(c for c in report("warmup").CLAIMS if c.id == "gap-grows-with-lr")
+    assert claim.evaluate({**WU_AGREE, "adamw_gap_high_lr": -0.01}, "cpu")["holds"] is False

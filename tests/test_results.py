@@ -56,3 +56,21 @@ def test_swap_dir_replaces_whole_folders(tmp_path):
     assert not (dest / "stale.png").exists()  # no mix of old and new artifacts
     assert (dest / "chapter.ipynb").read_text() == "notebook"  # carried until the CLI replaces it
     assert not new.exists() and not (tmp_path / "run.old").exists()
+
+
+def test_chapters_depend_only_on_the_modules_they_import():
+    from companion.results import COMPUTE, PACKAGE_DIR, module_files
+
+    def names(files):
+        return {f.relative_to(PACKAGE_DIR).as_posix() for f in files}
+    sc, wu = (names(chapters.get(c).sources()) for c in ("scaling-cooldown", "warmup"))
+    assert "optim/lion.py" in wu and "optim/lion.py" not in sc
+    assert "optim/averaging.py" in sc and "optim/averaging.py" not in wu
+    assert {"train.py", "models/gpt.py", "chapters.py", "reports/warmup.py", "__init__.py"} <= wu
+    assert not {"catalog.py", "cli.py", "book.py"} & (sc | wu)
+    # the result cache of a chapter is keyed on the compute modules among them
+    compute = names(module_files("companion.experiments.warmup"))
+    assert "metrics/noise.py" in compute and "reports/warmup.py" not in compute
+    assert results.compute_hash("warmup") != results.compute_hash("scaling-cooldown")
+    assert all(n.split("/")[0] in COMPUTE or n in ("__init__.py", "chapters.py", "results.py", "params.py",
+                                                   "catalog.py", "claims.py", "plotting.py") for n in compute)

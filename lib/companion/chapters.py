@@ -15,10 +15,9 @@ from pathlib import Path
 
 from companion import device as devices
 from companion import params as P
-from companion.results import Provenance, atomic_write_bytes, atomic_write_json, lib_hash, repo_root, stable_hash
-
-# the book's parts, in order (_toc.yml lists each chapter under its part)
-PARTS = ("Training dynamics", "Optimization", "Data & compression", "Collaborative learning", "AI & education")
+from companion.catalog import ENTRIES, PARTS
+from companion.results import (Provenance, atomic_write_bytes, atomic_write_json, module_files, repo_root,
+                               source_hash, stable_hash)
 
 
 @dataclass(frozen=True)
@@ -40,14 +39,15 @@ class Chapter:
     def param_specs(self) -> dict:
         return {**P.RUN_OPTIONS, **P.fields(self.experiment().Config)}
 
+    def sources(self) -> list:
+        """The library files a run of this chapter executes: its experiment and report modules,
+        the session machinery, and every companion module they import (the catalog excepted)."""
+        roots = ("companion", "companion.chapters", f"companion.experiments.{self.module}",
+                 f"companion.reports.{self.module}")
+        return [f for f in module_files(*roots) if f.name != "catalog.py"]
 
-CHAPTERS = {c.id: c for c in [
-    Chapter("scaling-cooldown", "Scaling laws and compute-optimal training beyond fixed durations",
-            "Training dynamics", "scaling_cooldown", ("tinyshakespeare",),
-            {"smoke": 0.5, "cpu": 7, "gpu": 7}),
-    Chapter("warmup", "Analyzing and reducing the need for learning-rate warmup in GPT training",
-            "Training dynamics", "warmup", ("tinyshakespeare",), {"smoke": 0.7, "cpu": 9, "gpu": 7}),
-]}
+
+CHAPTERS = {e["id"]: Chapter(**e) for e in ENTRIES}
 
 
 def get(chapter_id: str) -> Chapter:
@@ -83,11 +83,12 @@ def code_cells(nb: dict) -> list:
 
 
 def execution_key(ch: Chapter, scale: str, cfg, nb_path=None) -> str:
-    """What an executed chapter depends on: its code cells, the library source, the scale
-    and the experiment parameters. `make book` skips chapters whose key is unchanged."""
+    """What an executed chapter depends on: its code cells, the source of the library modules
+    it runs (Chapter.sources), its catalog entry, the scale and the experiment parameters.
+    `make book` skips chapters whose key is unchanged."""
     nb = json.loads(Path(nb_path or ch.notebook).read_text())
-    return stable_hash({"code": code_cells(nb), "lib": lib_hash(), "scale": scale,
-                        "config": dataclasses.asdict(cfg)})
+    return stable_hash({"code": code_cells(nb), "lib": source_hash(ch.sources()), "entry": dataclasses.asdict(ch),
+                        "scale": scale, "config": dataclasses.asdict(cfg)})
 
 
 def published(ch: Chapter):

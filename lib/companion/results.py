@@ -3,6 +3,7 @@
 Everything a run writes goes through a temporary file in the same folder followed by
 an atomic rename, so an interrupted run leaves the previous complete file or none.
 """
+import ast
 import hashlib
 import io
 import json
@@ -68,22 +69,70 @@ def stable_hash(obj, n: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
-# The modules whose code determines computed numbers. Cached results are keyed on their
-# source only, so editing a report, the CLI or the book never invalidates them (it still
-# changes the key of executed chapters, which covers the whole library).
+# The modules whose code determines computed numbers. A chapter's cached results are keyed
+# on the source of those of them that its experiment imports (compute_hash), so editing a
+# report, the CLI, the book or another chapter's modules never invalidates them.
 COMPUTE = ("models", "optim", "metrics", "experiments", "train.py", "data.py", "device.py")
 
 
-@lru_cache(maxsize=2)
-def lib_hash(compute_only: bool = False) -> str:
-    """Hash of the library's Python sources (with compute_only, of the COMPUTE modules)."""
+def _module_file(module: str):
+    """companion.a.b -> lib/companion/a/b.py (or .../b/__init__.py); None if not a module."""
+    p = PACKAGE_DIR.joinpath(*module.split(".")[1:])
+    if p.with_suffix(".py").is_file():
+        return p.with_suffix(".py")
+    return p / "__init__.py" if (p / "__init__.py").is_file() else None
+
+
+def _companion_imports(path: Path) -> set:
+    """Names of the companion modules (or of names inside them) a source file imports."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.split(".")[0] == "companion"}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and node.module.split(".")[0] == "companion":
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}  # `from companion import x`: x may be a module
+    return out
+
+
+def module_files(*modules: str) -> list:
+    """The source files of `modules` and of every companion module they import, transitively
+    (packages' __init__ files included: importing a.b runs a/__init__.py)."""
+    seen, todo = set(), list(modules)
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        f = _module_file(name)
+        if f is not None and f not in seen:
+            seen.add(f)
+            todo += _companion_imports(f)
+    return sorted(seen)
+
+
+def source_hash(files) -> str:
+    """Hash of the given library files' paths and contents."""
     h = hashlib.sha256()
-    for p in sorted(PACKAGE_DIR.rglob("*.py")):
-        if compute_only and p.relative_to(PACKAGE_DIR).parts[0] not in COMPUTE:
-            continue
+    for p in sorted(files):
         h.update(p.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def lib_hash() -> str:
+    """Hash of the whole library's Python sources (recorded in provenance)."""
+    return source_hash(PACKAGE_DIR.rglob("*.py"))
+
+
+def compute_hash(chapter: str) -> str:
+    """Hash of the compute modules that `chapter`'s experiment imports (every compute
+    module for a name that is not a chapter)."""
+    from companion import catalog
+    module = next((e["module"] for e in catalog.ENTRIES if e["id"] == chapter), None)
+    files = module_files(f"companion.experiments.{module}") if module else PACKAGE_DIR.rglob("*.py")
+    return source_hash(f for f in files if f.relative_to(PACKAGE_DIR).parts[0] in COMPUTE)
 
 
 def cache_dir() -> Path:
@@ -103,7 +152,7 @@ def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
     Long experiments are split into named sub-runs so that an interrupted run resumes from
     its last finished sub-run; `checkpoint` is a path next to the entry where compute may
     keep mid-run state (see train.train) to resume inside a sub-run too."""
-    full_key = {"chapter": chapter, "name": name, "config": key, "lib": lib_hash(compute_only=True)}
+    full_key = {"chapter": chapter, "name": name, "config": key, "lib": compute_hash(chapter)}
     path = cache_dir() / chapter / f"{name}-{stable_hash(full_key)}.pt"
     if enabled and path.exists():
         try:

@@ -1,0 +1,15 @@
+"""The book's chapters and parts, as data. Adding a chapter here changes no other chapter's
+execution key (see chapters.execution_key): a chapter depends on its own entry only."""
+
+# the book's parts, in order (_toc.yml lists each chapter under its part)
+PARTS = ("Training dynamics", "Optimization", "Data & compression", "Collaborative learning", "AI & education")
+
+# minutes: expected wall minutes per scale (smoke/cpu on 2 CPU cores, gpu on one H100)
+ENTRIES = [
+    dict(id="scaling-cooldown", title="Scaling laws and compute-optimal training beyond fixed durations",
+         part="Training dynamics", module="scaling_cooldown", datasets=("tinyshakespeare",),
+         minutes={"smoke": 0.5, "cpu": 7, "gpu": 7}),
+    dict(id="warmup", title="Analyzing and reducing the need for learning-rate warmup in GPT training",
+         part="Training dynamics", module="warmup", datasets=("tinyshakespeare",),
+         minutes={"smoke": 0.7, "cpu": 9, "gpu": 7}),
+]

@@ -1,0 +1,75 @@
+"""The deep-grokking library pieces against independent computations."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from companion.metrics import features as F
+from companion.metrics import grokking as G
+from companion.models.mlp import MLP
+
+
+@pytest.mark.parametrize("k", [1, 5, 17])
+def test_numerical_rank_matches_numpy_on_low_rank_features(k):
+    g = torch.Generator().manual_seed(k)
+    H = (torch.randn(300, k, generator=g, dtype=torch.float64) @ torch.randn(k, 40, generator=g, dtype=torch.float64)
+         + 3.0)  # rank-k features plus a constant offset (removed by centring)
+    C = np.cov(H.numpy(), rowvar=False)
+    assert F.numerical_rank(H) == np.linalg.matrix_rank(C) == k
+    assert np.allclose(F.covariance(H).numpy(), C)
+
+
+def test_numerical_rank_tolerance_depends_on_dtype():
+    # singular values of the covariance 1, 1e-9: kept by the float64 rule, dropped by float32's
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(50, 2, generator=g, dtype=torch.float64))
+    H = torch.randn(2000, 2, generator=g, dtype=torch.float64)
+    H = (H - H.mean(0)) / H.std(0) * torch.tensor([1.0, math.sqrt(1e-9)], dtype=torch.float64)
+    X = H @ Q.T
+    assert F.numerical_rank(X) == 2
+    assert F.numerical_rank(X, rtol=50 * torch.finfo(torch.float32).eps) == 1
+
+
+def test_effective_rank_isotropic_and_low_rank():
+    g = torch.Generator().manual_seed(1)
+    iso = torch.randn(20000, 16, generator=g, dtype=torch.float64)
+    assert 15.0 < F.effective_rank(iso) <= 16.0
+    low = torch.randn(500, 3, generator=g, dtype=torch.float64) @ torch.randn(3, 30, generator=g, dtype=torch.float64)
+    assert F.effective_rank(low) <= 3.0 + 1e-9
+    assert F.effective_rank(torch.ones(10, 4)) == 0.0
+
+
+def test_tunnel_length_counts_layers_below_the_threshold():
+    assert F.tunnel_length([400, 350, 299, 120, 10], width=400) == 3  # threshold 300
+    assert F.tunnel_length([400, 301], width=400) == 0
+
+
+def test_alpha_scaling_multiplies_the_parameter_norm_exactly():
+    torch.manual_seed(0)
+    base = MLP(depth=5, width=32, d_in=20, d_out=10)
+    torch.manual_seed(0)
+    scaled = MLP(depth=5, width=32, d_in=20, d_out=10, alpha=8.0)
+    assert scaled.weight_norm() == pytest.approx(8.0 * base.weight_norm(), rel=1e-12)
+    for p, q in zip(base.parameters(), scaled.parameters()):
+        assert torch.equal(q, 8.0 * p)  # biases too
+
+
+def test_mlp_layers_and_features():
+    m = MLP(depth=4, width=16, d_in=12, d_out=10)
+    assert len(m.linears) == 4
+    out, feats = m(torch.randn(7, 3, 4), return_features=True)
+    assert out.shape == (7, 10) and [f.shape[1] for f in feats] == [16, 16, 16, 10]
+    assert torch.equal(out, feats[-1])  # no output activation
+    with pytest.raises(ValueError, match="depth"):
+        MLP(depth=1)
+
+
+def test_grokking_indicators():
+    steps = [10, 100, 1000, 10000, 100000]
+    train = [0.2, 0.995, 1.0, 1.0, 1.0]
+    test = [0.1, 0.2, 0.25, 0.7, 0.9]
+    assert G.fit_step(steps, train) == 100
+    assert G.generalization_step(steps, test) == 10000  # first >= (0.9 + 0.1) / 2
+    assert G.grokking_delay(steps, train, test) == 9900
+    assert G.grokking_delay(steps, [0.5] * 5, test) == math.inf

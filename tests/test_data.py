@@ -1,5 +1,6 @@
 """companion.data: checksums, missing files, deterministic batches."""
 import pytest
+import torch
 
 from companion import data
 
@@ -39,3 +40,27 @@ def test_char_corpus_batches_are_a_function_of_the_step():
     v1, v2 = c.val_batches(2, 3, 8), c.val_batches(2, 3, 8)
     assert len(v1) == 2 and all((a[0] == b[0]).all() for a, b in zip(v1, v2))
     assert c.decode(x1[0]) in "abcdefghij" * 50
+
+
+def test_mnist_split_indices_are_disjoint_and_seeded():
+    from companion import mnist
+    train, test = mnist.split_indices(1000, 2000, seed=3)
+    assert len(train) == 1000 and len(test) == 2000
+    assert not set(train.tolist()) & set(test.tolist())
+    assert torch.equal(mnist.split_indices(5000, 2000, seed=3)[1], test)  # the test set does not depend on N
+    assert torch.equal(mnist.split_indices(1000, 2000, seed=3)[0], train)
+    assert not torch.equal(mnist.split_indices(1000, 2000, seed=4)[0], train)
+    with pytest.raises(data.DataError, match="exceeds"):
+        mnist.split_indices(9000, 2000, seed=0)
+
+
+def test_mnist_seeded_split(data_dir):
+    from companion import mnist
+    images, labels = mnist.mnist_test_set()
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,) and images.dtype == torch.uint8
+    assert sorted(labels.unique().tolist()) == list(range(10))
+    xtr, ytr, xte, yte = mnist.seeded_split(1000, 2000, seed=3)
+    assert xtr.shape == (1000, 784) and xte.shape == (2000, 784) and ytr.shape == (1000,)
+    assert 0.0 <= float(xtr.min()) and float(xtr.max()) == 1.0
+    train, test = mnist.split_indices(1000, 2000, seed=3)
+    assert torch.equal(xtr, images[train].flatten(1).float() / 255.0) and torch.equal(yte, labels[test])

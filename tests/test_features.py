@@ -73,3 +73,29 @@ def test_grokking_indicators():
     assert G.generalization_step(steps, test) == 10000  # first >= (0.9 + 0.1) / 2
     assert G.grokking_delay(steps, train, test) == 9900
     assert G.grokking_delay(steps, [0.5] * 5, test) == math.inf
+
+
+def test_linear_probe_separable_and_random_labels():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(10, 32, generator=g) * 3
+    y = torch.randint(0, 10, (3000,), generator=g)
+    H = centers[y] + 0.3 * torch.randn(3000, 32, generator=g)
+    acc = F.linear_probe_accuracy(H[:2000], y[:2000], H[2000:], y[2000:], lr=1e-2)
+    assert acc > 0.98  # linearly separable classes
+    noise = torch.randn(3000, 32, generator=g)
+    chance = F.linear_probe_accuracy(noise[:2000], y[:2000], noise[2000:], y[2000:], lr=1e-2)
+    assert chance < 0.2  # features carry no label information
+
+
+def test_two_stage_detection_on_constructed_curves():
+    steps = [int(10 ** (1 + 4 * i / 80)) for i in range(81)]  # 10 ... 1e5, log-spaced
+    x = np.log10(steps)
+    sig = lambda c: 1 / (1 + np.exp(-(x - c) * 8))  # noqa: E731
+    one = (0.1 + 0.8 * sig(3.0)).tolist()
+    two = (0.1 + 0.4 * sig(2.5) + 0.4 * sig(4.2)).tolist()
+    assert G.two_stage(steps, one) is None
+    plateau = G.two_stage(steps, two)
+    assert plateau is not None and 10 ** 2.5 < plateau[0] < plateau[1] < 10 ** 4.2
+    dip = (0.1 + 0.4 * sig(2.5) - 0.02 * sig(3.2) + 0.42 * sig(4.2)).tolist()
+    assert G.two_stage(steps, dip) is not None
+    assert G.two_stage(steps, (0.1 + 0.05 * sig(2.5) + 0.05 * sig(4.2)).tolist()) is None  # rises too small

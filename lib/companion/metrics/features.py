@@ -42,3 +42,36 @@ def effective_rank(H: torch.Tensor) -> float:
 def tunnel_length(ranks, width: int, frac: float = 0.75) -> int:
     """Number of layers whose feature rank is below frac * width (the paper: 300 at width 400)."""
     return sum(r < frac * width for r in ranks)
+
+
+def linear_probe_accuracy(H_train, y_train, H_test, y_test, n_classes: int = 10, epochs: int = 30,
+                          batch: int = 512, lr: float = 1e-3, norm_penalty: float = 1e-3, seed: int = 0) -> float:
+    """Test accuracy of a linear classifier on frozen features (the official `LinearProbe`):
+    Adam, cross-entropy + norm_penalty * ||W|| (the norm, not its square), a random 80/20
+    train/validation split of the training features, the epoch with the best validation
+    accuracy kept."""
+    g = torch.Generator().manual_seed(seed)
+    H_train, H_test = H_train.detach(), H_test.detach()
+    perm = torch.randperm(len(y_train), generator=g)
+    n_fit = int(0.8 * len(perm))
+    fit, val = perm[:n_fit], perm[n_fit:]
+    torch.manual_seed(seed)
+    probe = torch.nn.Linear(H_train.shape[1], n_classes).to(H_train.dtype)
+    opt = torch.optim.Adam(probe.parameters(), lr=lr)
+
+    def accuracy(H, y):
+        with torch.no_grad():
+            return float((probe(H).argmax(1) == y).double().mean())
+    best_val, best_test = -1.0, 0.0
+    for _ in range(epochs):
+        order = fit[torch.randperm(n_fit, generator=g)]
+        for i in range(0, n_fit, batch):
+            idx = order[i:i + batch]
+            loss = torch.nn.functional.cross_entropy(probe(H_train[idx]), y_train[idx]) + norm_penalty * probe.weight.norm()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        v = accuracy(H_train[val], y_train[val]) if len(val) else 0.0
+        if v > best_val:
+            best_val, best_test = v, accuracy(H_test, y_test)
+    return best_test

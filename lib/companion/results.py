@@ -126,6 +126,7 @@ def lib_hash() -> str:
     return source_hash(PACKAGE_DIR.rglob("*.py"))
 
 
+@lru_cache(maxsize=None)
 def compute_hash(chapter: str) -> str:
     """Hash of the compute modules that `chapter`'s experiment imports (every compute
     module for a name that is not a chapter)."""

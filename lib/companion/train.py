@@ -102,14 +102,14 @@ def train(model, optimizer, schedule, batch_fn, start: int, end: int, *, lr: flo
         lr_t = lr * schedule(t)
         for g in optimizer.param_groups:
             g["lr"] = lr_t
-        x, y = batch_fn(t)
+        x, y = (z.to(dev, non_blocking=True) for z in batch_fn(t))
         with devices.autocast(dev):
-            _, loss = model(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
+            _, loss = model(x, y)
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         for probe in probes:
-            probe.before_step(t, model, optimizer, (x.to(dev), y.to(dev)))
+            probe.before_step(t, model, optimizer, (x, y))
         optimizer.step()
         for probe in probes:
             probe.after_step(t, model, optimizer)

@@ -14,7 +14,6 @@ and the representation-change probe; the high-LR AdamW runs also measure the gra
 All runs share the initialisation and the data order. `run` is pure compute, each run cached
 by its configuration; metrics, claims and figures are in `companion.reports.warmup`.
 """
-import copy
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -111,7 +110,7 @@ def warmup_steps(cfg: Config, frac: float) -> int:
     return int(round(frac * cfg.steps))
 
 
-# The optimizers of the chapter, by name: (label, factory(param_groups, cfg, lr)).
+# The optimizers of the chapter, by name: factory(param_groups, cfg, lr).
 def _adamw(groups, cfg, lr):
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, cfg.beta2), eps=1e-8)
 
@@ -193,5 +192,4 @@ def run(cfg: Config, dev, progress: bool = True) -> dict:
     plan += [(opt, lr, w, False) for opt, lr in lion + [("lionar-hm", cfg.lionar_lrs[0])] for w in (0.0, W)]
     plan += [("lionar-kappa", cfg.lionar_lrs[0], 0.0, True)]
     runs = {run_key(o, lr, w): r.run(o, lr, w, snr) for o, lr, w, snr in plan}
-    return {"initial_val": r.initial_val(), "params": GPT(r.gcfg).num_params(), "runs": runs,
-            "config": copy.deepcopy(asdict(cfg))}
+    return {"initial_val": r.initial_val(), "params": GPT(r.gcfg).num_params(), "runs": runs}

@@ -118,11 +118,10 @@ class LionAR(Optimizer):
                         state["nu"] = torch.zeros_like(state["row_norm"])
                 state["step"] += 1
                 t, m, g = state["step"], state["exp_avg"], p.grad
-                if group["nesterov"]:
+                if group["nesterov"]:  # the update direction sees the updated momentum
                     m.lerp_(g, 1 - b2)
-                    c = torch.sign(m * b1 + g * (1 - b1))
-                else:
-                    c = torch.sign(m * b1 + g * (1 - b1))
+                c = torch.sign(m * b1 + g * (1 - b1))
+                if not group["nesterov"]:
                     m.lerp_(g, 1 - b2)
                 if not (rotational and p.dim() >= 2):
                     p.add_(c, alpha=-group["lr"])

@@ -237,7 +237,7 @@ def figure1(res, cfg):
     ax[0].set(xlabel="step", ylabel="LR multiplier s(t)", title="trapezoidal schedules")
     ax[0].legend(title="warmup")
     ax[1].set(xscale="log", xlabel="peak LR", ylabel="final val loss (nats)", title="AdamW: loss vs LR")
-    lo = min(min(v.values()) for v in metrics_grid(res, cfg).values())
+    lo = min(_final(res, "adamw", lr, w) for lr in cfg.adamw_lrs for w in cfg.warmups)
     ax[1].set_ylim(lo - 0.02, lo + 0.4)
     c0, c1 = colors(2)
     for c, w in ((c0, 0.0), (c1, W)):
@@ -252,10 +252,6 @@ def figure1(res, cfg):
     ax[3].legend()
     fig.tight_layout()
     return fig
-
-
-def metrics_grid(res, cfg):
-    return {lr: {w: _final(res, "adamw", lr, w) for w in cfg.warmups} for lr in cfg.adamw_lrs}
 
 
 def angle_figure(res, cfg):

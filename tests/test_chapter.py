@@ -116,3 +116,20 @@ def test_compute_fills_the_cache_without_jupyter(tmp_path, data_dir):
     assert r.returncode == 0, r.stderr[-2000:]
     entries = list((tmp_path / "scaling-cooldown").glob("*.pt"))
     assert len(entries) >= 10 and not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_deep_grokking_smoke_numbers(smoke_runs):
+    """The brief's smoke assertions (section 6): the digits are learned, and the feature
+    metrics are well-formed (one rank per Linear layer, bounded by its width)."""
+    chapter, out, _, _ = smoke_runs
+    if chapter != "deep-grokking":
+        pytest.skip("chapter-specific")
+    m = json.loads((out / "metrics.json").read_text())
+    p = json.loads((out / "provenance.json").read_text())["parameters"]
+    d4 = m["runs"][m["shallow"]]
+    assert d4["final_train"] >= 0.95 and d4["final_test"] >= 0.8
+    for s in m["runs"].values():
+        assert len(s["final_rank"]) == len(s["final_erank"]) == s["depth"]
+        assert all(r <= p["width"] for r in s["final_rank"][:-1]) and s["final_rank"][-1] <= 10
+        assert all(0 < e <= r + 1e-6 for e, r in zip(s["final_erank"], s["final_rank"]))
+    assert set(m["regimes"]) == {f"{g:g}" for g in p["regime_decays"]} and m["stage_run"]

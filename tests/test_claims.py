@@ -46,7 +46,35 @@ WU_CONTRADICT = {
     "snr-high-early": {"snr_early_over_late": 1.2},
     "hm-no-warmup": {"hm_no_warmup_minus_best_lionar_warmup": 0.05},
 }
-CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT)}
+
+_DG_GROK = {"test_at_fit": 0.35, "final_test": 0.86, "pen_erank_change_after_fit": -0.16,
+            "rank_onset_minus_gen_decades": 0.1, "norm_onset_minus_gen_decades": -1.0}
+_DG_STAGE = {"two_stage_decades": 0.5, "rank_double_descent_depth": 0.2}
+DG_AGREE = {"runs": {"g": _DG_GROK, "s": _DG_STAGE}, "grok_run": "g", "stage_run": "s", "fit_lead": 0.8,
+            "gen_lead": 0.3, "tunnel_growth": 3, "tunnel_monotone": True}
+
+
+def _dg(run, **change):
+    """DG_AGREE's runs with one run's indicators changed."""
+    runs = {k: dict(v) for k, v in DG_AGREE["runs"].items()}
+    runs[run].update(change)
+    return {"runs": runs}
+
+
+DG_CONTRADICT = {
+    "depth-delays-fitting": {"fit_lead": 0.1},
+    "depth-delays-generalization": {"gen_lead": -0.05},
+    "grokking-low-at-fit": _dg("g", test_at_fit=0.8),
+    "grokking-high-at-end": _dg("g", final_test=0.5),
+    "rank-falls-when-test-rises": _dg("g", pen_erank_change_after_fit=0.02),
+    "rank-onset-coincides": _dg("g", rank_onset_minus_gen_decades=None),  # the rank never falls
+    "norm-no-marker": _dg("g", norm_onset_minus_gen_decades=0.0),
+    "tunnel-grows-with-depth": {"tunnel_monotone": False},
+    "two-stage-generalization": _dg("s", two_stage_decades=0.0),
+    "rank-double-descent": {"stage_run": None},  # no two-stage run at this configuration
+}
+CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT),
+         "deep-grokking": (DG_AGREE, DG_CONTRADICT)}
 
 
 def report(cid):
@@ -76,6 +104,12 @@ def test_rows_have_the_contract_schema(cid):
         assert {"claim", "paper_value", "our_value", "holds", "scale"} <= set(r)
         assert isinstance(r["our_value"], float) and r["scale"] == "cpu"
     assert list(C.table(rows)["verdict"].unique()) == ["reproduced"]
+
+
+def test_a_claim_on_something_that_never_happened_fails_with_no_number():
+    claim = next(c for c in report("deep-grokking").CLAIMS if c.id == "grokking-low-at-fit")
+    row = claim.evaluate({**DG_AGREE, **_dg("g", test_at_fit=None)}, "cpu")  # the run never fits
+    assert row["holds"] is False and row["our_value"] is None and row["our_value_text"] == "nan"
 
 
 def test_no_gap_at_high_lr_cannot_pass_the_warmup_lr_claim():

@@ -25,6 +25,10 @@ BAD = [
     (["run", "scaling-cooldown", "-p", "targets", "500"], "'targets' needs at least two lengths"),
     (["run", "scaling-cooldown", "-p", "device", "tpu"], "parameter 'device' must be one of auto, cpu, cuda"),
     (["run", "scaling-cooldown", "--scale", "huge"], "unknown scale 'huge'; scales: smoke, cpu, gpu, auto"),
+    (["run", "deep-grokking", "-p", "data", "cifar"], "parameter 'data' must be one of mnist-test-split, mnist, digits"),
+    (["run", "deep-grokking", "-p", "n_train", "9000"], "exceed the 10000 images of data=mnist-test-split"),
+    # offline (COMPANION_DATA without the 60,000 training images) the paper's data is refused up front
+    (["run", "deep-grokking", "-p", "data", "mnist"], "dataset 'mnist-train-images' not found"),
     (["run"], "the following arguments are required: chapter"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]

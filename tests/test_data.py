@@ -56,7 +56,7 @@ def test_mnist_split_indices_are_disjoint_and_seeded():
 
 def test_mnist_seeded_split(data_dir):
     from companion import mnist
-    images, labels = mnist.mnist_test_set()
+    images, labels = mnist.mnist_set("test")
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,) and images.dtype == torch.uint8
     assert sorted(labels.unique().tolist()) == list(range(10))
     xtr, ytr, xte, yte = mnist.seeded_split(1000, 2000, seed=3)
@@ -64,3 +64,24 @@ def test_mnist_seeded_split(data_dir):
     assert 0.0 <= float(xtr.min()) and float(xtr.max()) == 1.0
     train, test = mnist.split_indices(1000, 2000, seed=3)
     assert torch.equal(xtr, images[train].flatten(1).float() / 255.0) and torch.equal(yte, labels[test])
+
+
+def test_digits_split_is_seeded_and_scaled():
+    from companion import mnist
+    xtr, ytr, xte, yte = mnist.load("digits", 500, 1000, seed=1)
+    assert xtr.shape == (500, 64) and xte.shape == (1000, 64) and yte.dtype == torch.long
+    assert float(xtr.min()) == 0.0 and float(xtr.max()) == 1.0
+    assert torch.equal(mnist.load("digits", 500, 1000, seed=1)[0], xtr)
+    with pytest.raises(data.DataError, match="exceeds the 1797"):
+        mnist.load("digits", 1000, 1000)
+
+
+def test_paper_mnist_needs_the_training_file(data_dir):
+    """Offline (COMPANION_DATA without the 60k training images) the paper's source fails with
+    one line saying where the file goes; the offline default works."""
+    from companion import mnist
+    with pytest.raises(data.DataError, match=r"mnist-train-images.*train-images-idx3-ubyte.gz"):
+        mnist.load("mnist", 1000, 2000)
+    assert mnist.load("mnist-test-split", 10, 20)[0].shape == (10, 784)
+    with pytest.raises(data.DataError, match="unknown image source"):
+        mnist.load("cifar", 10, 10)

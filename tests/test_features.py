@@ -99,3 +99,18 @@ def test_two_stage_detection_on_constructed_curves():
     dip = (0.1 + 0.4 * sig(2.5) - 0.02 * sig(3.2) + 0.42 * sig(4.2)).tolist()
     assert G.two_stage(steps, dip) is not None
     assert G.two_stage(steps, (0.1 + 0.05 * sig(2.5) + 0.05 * sig(4.2)).tolist()) is None  # rises too small
+
+
+def test_descent_onset_and_double_descent_on_constructed_series():
+    steps = list(range(0, 1000, 10))
+    flat_then_fall = [100.0 if s < 500 else 100.0 - 0.1 * (s - 500) for s in steps]
+    assert G.descent_onset(steps, flat_then_fall) == 550  # 5% below the running max 100 at s = 550
+    assert G.descent_onset(steps, flat_then_fall, drop=0.5) == math.inf
+    assert G.descent_onset(steps, [1.0] * len(steps)) == math.inf
+    # 100 -> 80 -> 100 -> 70: a double descent with the trough near 250 and the peak near 500
+    zig = np.interp(steps, [0, 250, 500, 990], [100, 80, 100, 70]).tolist()
+    trough, peak = G.double_descent(steps, zig)
+    assert 230 <= trough <= 270 and 480 <= peak <= 520
+    assert G.double_descent(steps, np.interp(steps, [0, 250, 990], [100, 80, 100]).tolist()) is None
+    assert G.double_descent(steps, np.interp(steps, [0, 250, 500, 990], [100, 98, 100, 70]).tolist()) is None
+    assert G.double_descent(steps, zig, rel=0.25) is None

@@ -5,6 +5,7 @@ A claim knows how to read our number from the run's metrics and the test it must
 {"claim", "paper_value", "our_value", "holds", "scale"}. Every claim must be able to
 fail: tests/test_claims.py feeds each one metrics on which it must report holds = false.
 """
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,9 +23,10 @@ class Claim:
     fmt: str = "{:.4g}"
 
     def evaluate(self, metrics: dict, scale: str) -> dict:
-        ours = self.our_value(metrics)
+        ours = float(self.our_value(metrics))
         return {"id": self.id, "claim": self.claim, "paper_value": self.paper_value,
-                "our_value": float(ours), "our_value_text": self.fmt.format(ours), "test": self.test,
+                "our_value": ours if math.isfinite(ours) else None,  # None: never happened, or undefined
+                "our_value_text": self.fmt.format(ours), "test": self.test,
                 "holds": bool(self.holds(ours)), "scale": scale}
 
 

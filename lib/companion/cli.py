@@ -56,13 +56,15 @@ def _prepare(chapter_id: str, scale: str, pairs):
         import torch
         if not torch.cuda.is_available():
             raise P.ParamError("parameter 'device' is 'cuda' but CUDA is not available; allowed here: auto, cpu")
-    _check_datasets(ch)
+    _check_datasets(ch, cfg)
     return ch, scale, cfg, run_opts, given
 
 
-def _check_datasets(ch):
+def _check_datasets(ch, cfg):
+    """Every data file the run will read is present and verified (DataError otherwise): the
+    chapter's own, or those its configuration names (Config.datasets()), if it has that."""
     from companion import data
-    for name in ch.datasets:
+    for name in cfg.datasets() if hasattr(cfg, "datasets") else ch.datasets:
         data.path(name)
 
 
@@ -156,7 +158,7 @@ def cmd_build(args):
             print(f"{ch.id}: up to date at scale {scale}")
             continue
         cfg = CH.configure(ch, scale, {})
-        _check_datasets(ch)
+        _check_datasets(ch, cfg)
         print(f"{ch.id}: executing at scale {scale} (~{ch.minutes[scale]:g} min)", flush=True)
         out = repo_root() / "_build" / "runs" / ch.id / scale
         nb = execute(ch, scale, cfg, {}, {}, out)

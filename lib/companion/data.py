@@ -47,6 +47,19 @@ DATASETS = {
         "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
         "MNIST test labels",
     ),
+    # the 60,000 training images: not available offline (../shared/data/README.md)
+    "mnist-train-images": Dataset(
+        "mnist/train-images-idx3-ubyte.gz",
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+        "MNIST training images",
+    ),
+    "mnist-train-labels": Dataset(
+        "mnist/train-labels-idx1-ubyte.gz",
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+        "MNIST training labels",
+    ),
 }
 
 

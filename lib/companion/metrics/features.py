@@ -45,11 +45,13 @@ def tunnel_length(ranks, width: int, frac: float = 0.75) -> int:
 
 
 def linear_probe_accuracy(H_train, y_train, H_test, y_test, n_classes: int = 10, epochs: int = 30,
-                          batch: int = 512, lr: float = 1e-3, norm_penalty: float = 1e-3, seed: int = 0) -> float:
+                          batch: int = 512, lr: float = 1e-3, norm_penalty: float = 1e-3, seed: int = 0,
+                          min_steps: int = 300) -> float:
     """Test accuracy of a linear classifier on frozen features (the official `LinearProbe`):
     Adam, cross-entropy + norm_penalty * ||W|| (the norm, not its square), a random 80/20
     train/validation split of the training features, the epoch with the best validation
-    accuracy kept."""
+    accuracy kept. The official 30 epochs are ~300 Adam steps at the paper's 5000 images but
+    only 60 at 1000, too few to fit a probe; we run at least `min_steps` steps."""
     g = torch.Generator().manual_seed(seed)
     H_train, H_test = H_train.detach(), H_test.detach()
     perm = torch.randperm(len(y_train), generator=g)
@@ -63,7 +65,7 @@ def linear_probe_accuracy(H_train, y_train, H_test, y_test, n_classes: int = 10,
         with torch.no_grad():
             return float((probe(H).argmax(1) == y).double().mean())
     best_val, best_test = -1.0, 0.0
-    for _ in range(epochs):
+    for _ in range(max(epochs, math.ceil(min_steps / math.ceil(n_fit / batch)))):
         order = fit[torch.randperm(n_fit, generator=g)]
         for i in range(0, n_fit, batch):
             idx = order[i:i + batch]

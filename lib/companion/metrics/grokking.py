@@ -46,3 +46,52 @@ def two_stage(steps, test_acc, min_rise: float = 0.1, min_plateau_decades: float
             if logs[j] - logs[i] >= min_plateau_decades and max(a[j:]) - a[j] >= min_rise:
                 return steps[i], steps[j]
     return None
+
+
+def descent_onset(steps, values, after: float = 0, drop: float = 0.05) -> float:
+    """The first step >= `after` at which `values` has fallen by >= `drop` (relative) below
+    its running maximum since `after` (inf if never): when a rank or a norm starts to fall."""
+    top = -math.inf
+    for s, v in zip(steps, values):
+        if s < after:
+            continue
+        top = max(top, v)
+        if v <= (1 - drop) * top:
+            return s
+    return math.inf
+
+
+def double_descent(steps, values, rel: float = 0.05):
+    """Fall, rise, fall of a positive series, each by >= `rel` of the extreme it starts from
+    (a zigzag filter on the 3-point smoothed series): the rank double descent. Returns
+    (step of the trough, step of the peak between the two descents) or None."""
+    v = _smooth(list(values))
+    top, trough, peak = v[0], None, None
+    for s, x in zip(steps, v):
+        if trough is None:  # first descent
+            top = max(top, x)
+            if x <= (1 - rel) * top:
+                trough = (s, x)
+        elif peak is None:  # the rise from the lowest point of the first descent
+            if x < trough[1]:
+                trough = (s, x)
+            elif x >= (1 + rel) * trough[1]:
+                peak = (s, x)
+        else:  # the second descent from the highest point of the rise
+            if x > peak[1]:
+                peak = (s, x)
+            elif x <= (1 - rel) * peak[1]:
+                return trough[0], peak[0]
+    return None
+
+
+def double_descent_depth(steps, values, tol: float = 1e-3) -> float:
+    """The largest rel for which `double_descent` finds a fall-rise-fall (0 if none): how
+    pronounced a double descent is."""
+    lo, hi = 0.0, 1.0
+    if double_descent(steps, values, tol) is None:
+        return 0.0
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if double_descent(steps, values, mid) is not None else (lo, mid)
+    return lo

@@ -63,3 +63,36 @@ def test_interrupted_run_resumes_to_the_same_numbers(tmp_path, monkeypatch):
     r = whole["records"][-1]
     assert len(r["rank"]) == len(r["erank"]) == 3 and r["rank"][-1] <= 10 and len(r["probe_acc"]) == 3
     assert all(0.0 <= r[k] <= 1.0 for k in ("train_acc", "test_acc"))
+
+
+def _fake_run(depth, t_fit, t_rise, steps=10000, width=16):
+    """Records of a constructed run: train accuracy jumps to 1 at t_fit, test accuracy rises
+    from 0.3 to 0.9 at t_rise, the penultimate rank halves at t_rise, the norm decays from
+    the start."""
+    recs = []
+    for t in E.eval_steps(steps, 30):
+        late = t >= t_rise
+        rank = [width] * (depth - 2) + [width // 2 if late else width - 2, 10]
+        recs.append({"step": t, "train_acc": 1.0 if t >= t_fit else 0.5, "test_acc": 0.9 if late else 0.3,
+                     "train_loss": 0.0, "test_loss": 0.0, "rank": rank, "erank": [float(r) for r in rank],
+                     "norm": 100.0 * 0.9999 ** t, "last_norm": 10.0})
+    return {"spec": {"depth": depth, "n_train": 100, "weight_decay": 0.01, "steps": steps}, "records": recs}
+
+
+def test_report_indicators_on_constructed_runs():
+    from companion.reports import deep_grokking as R
+    cfg = dataclasses.replace(E.SCALES["cpu"], width=16)
+    res = {"depth": {"a": _fake_run(3, 100, 2000), "b": _fake_run(5, 500, 5000), "c": _fake_run(7, 10000, 10000)},
+           "stage": {}, "regime": {}}
+    m = R.metrics(res, cfg)
+    a, b, c = (m["runs"][k] for k in "abc")
+    steps = E.eval_steps(10000, 30)
+    first = lambda x: min(s for s in steps if s >= x)  # noqa: E731  (the first evaluation at or after x)
+    assert a["t_fit"] == first(100) and a["test_at_fit"] == 0.3 and a["t_gen"] == first(2000)
+    assert b["pen_erank_change_after_fit"] == pytest.approx(8 / 14 - 1)
+    assert b["rank_onset"] == first(5000) and b["rank_onset_minus_gen_decades"] == 0.0
+    assert a["norm_onset"] == first(513)  # 0.9999^t <= 0.95 from t = 513 on
+    # c fits at its last evaluation: nothing after fitting can be measured, the claims read b
+    assert c["evals_after_fit"] == 0 and m["grok_run"] == "b"
+    assert m["fit_lead"] == 0.5 and m["tunnel"] == {"3": 2, "5": 2, "7": 2}  # 8 < 12 and 10 < 12
+    assert m["gen_lead"] == pytest.approx(0.6)  # at a's t_gen: a at 0.9, c still at 0.3

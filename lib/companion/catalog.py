@@ -14,5 +14,5 @@ ENTRIES = [
          minutes={"smoke": 0.7, "cpu": 9, "gpu": 7}),
     dict(id="deep-grokking", title="Deep grokking: would deep neural networks generalize better?",
          part="Training dynamics", module="deep_grokking", datasets=("mnist-test-images", "mnist-test-labels"),
-         minutes={"smoke": 0.5, "cpu": 12, "gpu": 8}),
+         minutes={"smoke": 0.5, "cpu": 16, "gpu": 15}),
 ]

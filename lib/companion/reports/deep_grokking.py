@@ -330,11 +330,11 @@ def norm_vs_rank(res, m, names):
     for k, n in enumerate(names):
         run, s = runs[n], m["runs"][n]
         steps, norm = logged(run, "norm")
-        axes[0][0].plot(*logged(run, "test_acc"), color=c[k], label=_label(s))
+        axes[0][0].plot(*logged(run, "test_acc"), color=c[k])
         axes[0][0].plot(*logged(run, "train_acc"), color=c[k], ls=":", lw=1)
         axes[0][1].plot(steps, norm / s["norm"]["start"], color=c[k])
         axes[1][0].plot(*logged(run, "last_norm"), color=c[k])
-        axes[1][1].plot(*logged(run, "erank", PEN), color=c[k])
+        axes[1][1].plot(*logged(run, "erank", PEN), color=c[k], label=_label(s))
         for ax in axes.flat:
             if s["t_gen"] is not None:
                 ax.axvline(s["t_gen"], color=c[k], lw=0.8, ls="--")
@@ -346,7 +346,7 @@ def norm_vs_rank(res, m, names):
         ax.set_xscale("log")
     for ax in axes[1]:
         ax.set_xlabel("step")
-    axes[0][0].legend(loc="upper left", fontsize=7)
+    axes[1][1].legend(loc="lower left", fontsize=7)
     fig.tight_layout()
     return fig
 

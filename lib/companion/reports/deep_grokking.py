@@ -428,3 +428,28 @@ def data_note(cfg: Config):
                   "plumbing check, not MNIST.",
     }[cfg.data]
     return Markdown(text + " Pixels are scaled to [0, 1] and not normalised, as in the official code.")
+
+
+def trajectory(res, m, names):
+    """Fig. 5 read the other way: each run's path in the (weight norm, rank) plane, coloured by
+    its test accuracy. A horizontal stretch means the norm moves while the rank does not."""
+    runs = {n: r for g in res.values() for n, r in g.items()}
+    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 3.0), sharey=True, squeeze=False)
+    for ax, n in zip(axes[0], names):
+        run, s = runs[n], m["runs"][n]
+        _, norm = series(run, "norm")
+        _, rank = series(run, "erank", PEN)
+        _, test = series(run, "test_acc")
+        ax.plot(norm / norm[0], rank, color="0.75", lw=1, zorder=1)
+        sc = ax.scatter(norm / norm[0], rank, c=test, cmap="viridis", vmin=0, vmax=1, s=14, zorder=2)
+        steps = series(run, "norm")[0]
+        for t, mk, lab in ((s["t_fit"], "s", "t_fit"), (s["t_gen"], "D", "t_gen")):
+            if t is not None:
+                ax.plot(_at(steps, norm, t) / norm[0], _at(steps, rank, t), mk, mfc="none", mec="k", ms=8,
+                        label=lab)
+        ax.set(xlabel="‖θ‖ / ‖θ₀‖", title=_label(s))
+        ax.invert_xaxis()  # training runs from right (large norm) to left
+    axes[0][0].set_ylabel("effective rank, 2nd-to-last layer")
+    axes[0][0].legend(loc="lower left")
+    fig.colorbar(sc, ax=axes[0].tolist(), label="test accuracy", fraction=0.03)
+    return fig

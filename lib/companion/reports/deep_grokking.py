@@ -369,6 +369,11 @@ def regimes(res, m):
     return fig
 
 
+def _span(pair, fmt):
+    """A pair of steps as text ("no" if None)."""
+    return fmt.format(*(f"{t:,}" for t in pair)) if pair else "no"
+
+
 def run_table(m):
     """One row per run: the indicators a reader compares."""
     import pandas as pd
@@ -376,7 +381,8 @@ def run_table(m):
     for n, s in m["runs"].items():
         rows.append({"run": n, "t_fit": s["t_fit"], "test at t_fit": s["test_at_fit"], "t_gen": s["t_gen"],
                      "final train": s["final_train"], "final test": s["final_test"],
-                     "two-stage plateau": s["two_stage"], "rank double descent": s["rank_double_descent"],
+                     "two-stage plateau": _span(s["two_stage"], "{} – {}"),
+                     "rank double descent": _span(s["rank_double_descent"], "trough {}, peak {}"),
                      "tunnel": s["tunnel_length"]})
     return pd.DataFrame(rows).set_index("run")
 
@@ -434,8 +440,11 @@ def trajectory(res, m, names):
     """Fig. 5 read the other way: each run's path in the (weight norm, rank) plane, coloured by
     its test accuracy. A horizontal stretch means the norm moves while the rank does not."""
     runs = {n: r for g in res.values() for n, r in g.items()}
-    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 3.0), sharey=True, squeeze=False)
-    for ax, n in zip(axes[0], names):
+    rows = math.ceil(len(names) / 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(7.0, 3.0 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, n in zip(axes.flat, names):
         run, s = runs[n], m["runs"][n]
         _, norm = series(run, "norm")
         _, rank = series(run, "erank", PEN)
@@ -449,7 +458,9 @@ def trajectory(res, m, names):
                         label=lab)
         ax.set(xlabel="‖θ‖ / ‖θ₀‖", title=_label(s))
         ax.invert_xaxis()  # training runs from right (large norm) to left
-    axes[0][0].set_ylabel("effective rank, 2nd-to-last layer")
+    for row in axes:
+        row[0].set_ylabel("effective rank,\n2nd-to-last layer")
     axes[0][0].legend(loc="lower left")
-    fig.colorbar(sc, ax=axes[0].tolist(), label="test accuracy", fraction=0.03)
+    fig.tight_layout()
+    fig.colorbar(sc, ax=axes.ravel().tolist(), label="test accuracy", fraction=0.03)
     return fig

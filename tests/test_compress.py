@@ -131,3 +131,30 @@ def test_q_then_s_can_exceed_the_sum_of_the_errors():
     e_qs = (Sp.q_then_s(x, "1:2", q) - x).abs().sum()
     e_sq = (Sp.s_then_q(x, "1:2", q) - x).abs().sum()
     assert e_qs > e_s + e_q + 0.04 and e_sq <= e_s + e_q
+
+
+def test_compressed_linear_forward_and_straight_through_gradient():
+    from companion.compress.layers import CompressedLinear, Spec
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(64, 8).double()
+    spec = Spec("2:4", "int4", "sq")
+    layer = CompressedLinear(dense, spec)
+    x = torch.randn(5, 64, dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    w_c = Fm.int_quant(dense.weight.detach() * Sp.nm_mask(dense.weight.detach(), 2, 4), 4)
+    assert torch.allclose(y, torch.nn.functional.linear(Fm.int_quant(x.detach(), 4), w_c, dense.bias))
+    y.sum().backward()
+    # straight-through: d(sum y)/dW = sum over the batch of the (compressed) inputs, for every weight
+    assert torch.allclose(layer.weight.grad, Fm.int_quant(x.detach(), 4).sum(0).expand(8, 64))
+    assert torch.allclose(x.grad, w_c.sum(0).expand(5, 64))
+
+
+def test_compress_model_skips_the_head():
+    from companion.compress.layers import CompressedLinear, Spec, compress_model
+    model = torch.nn.Sequential()
+    model.add_module("fc", torch.nn.Linear(8, 8))
+    model.add_module("lm_head", torch.nn.Linear(8, 4))
+    compress_model(model, Spec("50%", "mxfp4"))
+    assert isinstance(model.fc, CompressedLinear) and not isinstance(model.lm_head, CompressedLinear)
+    with pytest.raises(ValueError, match="order must be"):
+        Spec("2:4", "int8", "xy").weight(torch.ones(4, 4))

@@ -133,3 +133,23 @@ def test_deep_grokking_smoke_numbers(smoke_runs):
         assert all(r <= p["width"] for r in s["final_rank"][:-1]) and s["final_rank"][-1] <= 10
         assert all(0 < e <= r + 1e-6 for e, r in zip(s["final_erank"], s["final_rank"]))
     assert set(m["regimes"]) == {f"{g:g}" for g in p["regime_decays"]} and m["stage_run"]
+
+
+def test_sparsity_quantization_smoke_numbers(smoke_runs):
+    """The brief's smoke assertions (section 6): Thm 3.5 on every tensor, S->Q never worse
+    than Q->S for block-aligned N:M with round-to-nearest, a mask mismatch at 2:4 that is
+    positive and grows as the bits fall, and every model-level cell measured."""
+    chapter, out, _, _ = smoke_runs
+    if chapter != "sparsity-quantization":
+        pytest.skip("chapter-specific")
+    m = json.loads((out / "metrics.json").read_text())
+    p = json.loads((out / "provenance.json").read_text())["parameters"]
+    t = m["tensor"]
+    assert t["cases"] > 0 and t["thm35_violations"] == 0 and t["aligned_nearest_flips"] == 0
+    mm = t["mismatch_24"]
+    assert 0 < mm["hbfp8"] < mm["hbfp6"] < mm["hbfp4"] and 0 < mm["int8"] < mm["int4"]
+    assert 0 < mm["mxfp8"] < mm["mxfp4"]
+    assert set(m["one_shot_cost"]["Q"]) == set(p["formats"]) and set(m["sparse_ft_cost"]) == set(p["sparsities"])
+    assert m["order"]["qat"]["cells"] == len(p["sparsities"]) * len(p["ft_formats"])
+    assert all(math.isfinite(v) for v in m["orth_excess"].values())
+    assert m["product_cases"] == 4 * p["n_layer"] * len(p["sparsities"]) * len(p["formats"])

@@ -73,8 +73,25 @@ DG_CONTRADICT = {
     "two-stage-generalization": _dg("s", two_stage_decades=0.0),
     "rank-double-descent": {"stage_run": None},  # no two-stage run at this configuration
 }
+_SQ_TENSOR = {"thm35_violations": 0, "aligned_nearest_flips": 0, "mismatch_violations_aligned": []}
+SQ_AGREE = {"tensor": _SQ_TENSOR, "order": {"one-shot": {"sq_not_worse": 0.9}, "qat": {"sq_not_worse": 0.8}},
+            "orth_4bit_exceeds": 1.0, "quant_dominance_24": 0.17, "eight_bit_ppl_increase": 0.015,
+            "layer_growth_min": 1.1, "qs_worse_last_block": 0.9, "product_over_sum": 3}
+SQ_CONTRADICT = {
+    "sq-within-sum": {"tensor": {**_SQ_TENSOR, "thm35_violations": 1}},
+    "sq-optimal-order": {"tensor": {**_SQ_TENSOR, "aligned_nearest_flips": 2}},
+    "mismatch-grows": {"tensor": {**_SQ_TENSOR, "mismatch_violations_aligned": ["student-t 2:4: int4 ≥ int8"]}},
+    "model-order-oneshot": {"order": {"one-shot": {"sq_not_worse": 0.5}, "qat": {"sq_not_worse": 0.8}}},
+    "model-order-finetuned": {"order": {"one-shot": {"sq_not_worse": 0.9}, "qat": {"sq_not_worse": 0.7}}},
+    "not-orthogonal": {"orth_4bit_exceeds": 0.5},
+    "quantization-dominates": {"quant_dominance_24": -0.01},
+    "eight-bit-nearly-orthogonal": {"eight_bit_ppl_increase": 0.05},
+    "error-grows-with-depth": {"layer_growth_min": 0.95},
+    "qs-error-larger": {"qs_worse_last_block": 0.5},
+    "dot-product-not-orthogonal": {"product_over_sum": 0},
+}
 CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT),
-         "deep-grokking": (DG_AGREE, DG_CONTRADICT)}
+         "deep-grokking": (DG_AGREE, DG_CONTRADICT), "sparsity-quantization": (SQ_AGREE, SQ_CONTRADICT)}
 
 
 def report(cid):

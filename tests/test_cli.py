@@ -29,6 +29,12 @@ BAD = [
     (["run", "deep-grokking", "-p", "n_train", "9000"], "exceed the 10000 images of data=mnist-test-split"),
     # offline (COMPANION_DATA without the 60,000 training images) the paper's data is refused up front
     (["run", "deep-grokking", "-p", "data", "mnist"], "dataset 'mnist-train-images' not found"),
+    (["run", "sparsity-quantization", "-p", "sparsities", "3:4"], "parameter 'sparsities' must be one of 50%"),
+    (["run", "sparsity-quantization", "-p", "ft_formats", "fp16"], "parameter 'ft_formats' must be one of int8"),
+    (["run", "sparsity-quantization", "-p", "formats", "int8", "-p", "ft_formats", "int4"],
+     "parameter 'ft_formats' must be a subset of formats (int8); got int4"),
+    (["run", "sparsity-quantization", "-p", "d_model", "66", "-p", "n_head", "2"],
+     "sparsity 2:4 of 'sparsities' needs a last dimension divisible by 4; got 66"),
     (["run"], "the following arguments are required: chapter"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]

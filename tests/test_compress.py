@@ -108,6 +108,19 @@ def test_unstructured_mask_counts_and_ties():
     assert Sp.unstructured_mask(t, 0.5).tolist() == [True, True, False, False]  # ties: earlier kept
 
 
+@pytest.mark.parametrize("frac", [0.0, 0.3, 0.5, 0.75, 0.99])
+def test_unstructured_mask_equals_a_stable_sort(frac):
+    """The selection-based mask against the definition: keep the first numel - k entries of a
+    stable descending sort of |x| (many ties: small integers)."""
+    g = torch.Generator().manual_seed(1)
+    for x in (torch.randint(-3, 4, (7, 13), generator=g).float(), heavy_tailed(8, 32)):
+        k = int(frac * x.numel())
+        order = torch.argsort(x.abs().flatten(), stable=True, descending=True)
+        ref = torch.zeros(x.numel(), dtype=torch.bool)
+        ref[order[:x.numel() - k]] = True
+        assert torch.equal(Sp.unstructured_mask(x, frac), ref.reshape(x.shape))
+
+
 @pytest.mark.parametrize("name,sparsity", list(itertools.product(FORMATS, ["2:4", "50%"])))
 def test_s_then_q_error_is_at_most_the_sum_of_the_errors(name, sparsity):
     """Theorem 3.5 in L1: sparsity keeps every block's largest element, so the block scale and

@@ -15,4 +15,7 @@ ENTRIES = [
     dict(id="deep-grokking", title="Deep grokking: would deep neural networks generalize better?",
          part="Training dynamics", module="deep_grokking", datasets=("mnist-test-images", "mnist-test-labels"),
          minutes={"smoke": 0.5, "cpu": 16, "gpu": 15}),
+    dict(id="sparsity-quantization", title="Effective interplay between sparsity and quantization",
+         part="Data & compression", module="sparsity_quantization", datasets=("tinyshakespeare",),
+         minutes={"smoke": 0.8, "cpu": 9, "gpu": 8}),
 ]

@@ -97,6 +97,9 @@ def mx(x, element: str = "fp8_e4m3", block: int = 32, rounding: str = "nearest",
     return _unblocks(scale * _element(xb / scale, fmt, rounding, generator), n)
 
 
+FORMATS = ("int8", "hbfp8", "mxfp8", "hbfp6", "mxfp6", "int4", "hbfp4", "mxfp4")
+
+
 def quantizer(name: str):
     """A format by its name in the paper's tables: int8, int4, hbfp8, hbfp6, hbfp4, mxfp8, mxfp6, mxfp4."""
     table = {"int8": lambda x, **k: int_quant(x, 8, **k), "int4": lambda x, **k: int_quant(x, 4, **k),

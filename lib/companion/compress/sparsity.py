@@ -8,11 +8,18 @@ import torch
 
 
 def unstructured_mask(x, frac: float):
-    """Keep all but the floor(frac * numel) smallest |x| of the tensor."""
-    k = int(frac * x.numel())
-    order = torch.argsort(x.abs().flatten(), stable=True, descending=True)
-    keep = torch.zeros(x.numel(), dtype=torch.bool, device=x.device)
-    keep[order[:x.numel() - k]] = True
+    """Keep all but the floor(frac * numel) smallest |x| of the tensor.
+
+    The threshold is the k-th smallest magnitude (a selection, not a sort); among elements equal
+    to it the earliest are kept, as a stable descending sort would."""
+    a = x.abs().flatten()
+    k = int(frac * a.numel())
+    if k == 0:
+        return torch.ones_like(x, dtype=torch.bool)
+    thr = a.kthvalue(k).values
+    keep = a > thr
+    tied = a == thr
+    keep |= tied & (torch.cumsum(tied, 0) <= a.numel() - k - keep.sum())
     return keep.reshape(x.shape)
 
 

@@ -153,3 +153,17 @@ def test_sparsity_quantization_smoke_numbers(smoke_runs):
     assert m["order"]["qat"]["cells"] == len(p["sparsities"]) * len(p["ft_formats"])
     assert all(math.isfinite(v) for v in m["orth_excess"].values())
     assert m["product_cases"] == 4 * p["n_layer"] * len(p["sparsities"]) * len(p["formats"])
+
+
+def test_hyperinf_smoke_numbers(smoke_runs):
+    """The brief's smoke assertions (section 6): Schulz reaches 1e-6 from I/||A||_F, its
+    iteration count follows the bound, scaled LiSSA stalls when N < d, DataInf is far from the
+    inverse, and HyperINF's scores rank like the exact GFIM inverse's."""
+    chapter, out, _, _ = smoke_runs
+    if chapter != "hyperinf":
+        pytest.skip("chapter-specific")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["schulz_iters_max"] <= 20 and m["kappa_gap_max"] <= 2
+    assert m["lissa_scaled_final_min_underdetermined"] > 0.5 and m["datainf_error_min_overdetermined"] > 1
+    assert m["hyperinf_vs_exact_gfim_min"] > 0.999
+    assert set(m["auc"]) == {"tracin", "hyperinf", "exact_gfim", "datainf", "lissa", "exact_fim"}

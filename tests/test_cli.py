@@ -35,6 +35,8 @@ BAD = [
      "parameter 'ft_formats' must be a subset of formats (int8); got int4"),
     (["run", "sparsity-quantization", "-p", "d_model", "66", "-p", "n_head", "2"],
      "sparsity 2:4 of 'sparsities' needs a last dimension divisible by 4; got 66"),
+    (["run", "hyperinf", "-p", "task", "sentiment"], "parameter 'task' must be one of typo, garble, shuffle, speaker"),
+    (["run", "hyperinf", "-p", "ranks", "16,4"], "parameter 'ranks' must be strictly increasing"),
     (["run"], "the following arguments are required: chapter"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]

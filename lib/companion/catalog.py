@@ -18,4 +18,7 @@ ENTRIES = [
     dict(id="sparsity-quantization", title="Effective interplay between sparsity and quantization",
          part="Data & compression", module="sparsity_quantization", datasets=("tinyshakespeare",),
          minutes={"smoke": 0.8, "cpu": 9, "gpu": 8}),
+    dict(id="hyperinf", title="HyperINF: influence functions with Schulz's hyperpower iteration",
+         part="Data & compression", module="hyperinf", datasets=("tinyshakespeare",),
+         minutes={"smoke": 0.5, "cpu": 5, "gpu": 8}),
 ]

@@ -30,6 +30,23 @@ class Claim:
                 "holds": bool(self.holds(ours)), "scale": scale}
 
 
+def finite(x):
+    """inf and nan ("never", "undefined") as None, recursively, so that metrics.json is
+    standard JSON."""
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def num(v) -> float:
+    """A metric for a claim: None (never / undefined) reads as nan, which fails every test."""
+    return math.nan if v is None else v
+
+
 def evaluate(claims, metrics: dict, scale: str) -> list:
     return [c.evaluate(metrics, scale) for c in claims]
 

@@ -10,6 +10,8 @@ classifier head, c x d) as is, vectors as 1 x p.
 * FIM: (1/n) sum_i vec(g_i) vec(g_i)^T, rd x rd.
 * damping: the DataInf heuristic lambda = (1/10) (1/n) sum_i mean(g_i^2), per matrix.
 """
+import warnings
+
 import torch
 from torch.func import functional_call, grad, vmap
 
@@ -27,7 +29,9 @@ def per_sample_grads(model, inputs, targets, loss_fn, chunk: int = 64) -> dict:
     per = vmap(grad(loss), in_dims=(None, 0, 0))
     was = model.training
     model.eval()
-    out = [per(train, x, y) for x, y in zip(inputs.split(chunk), targets.split(chunk))]
+    with warnings.catch_warnings():  # attention has no vmap batching rule on CPU: a (correct) slower loop
+        warnings.filterwarnings("ignore", message="There is a performance drop")
+        out = [per(train, x, y) for x, y in zip(inputs.split(chunk), targets.split(chunk))]
     model.train(was)
     return {n: torch.cat([o[n] for o in out]) for n in train}
 

@@ -24,7 +24,7 @@ def inverse_hvp(method: str, g, v, lam: float, *, schulz_iters: int = 30, schulz
 
     tracin: h = v (no curvature). hyperinf: Schulz on the GFIM + (lam + extra_damping) I, v as
     r right-hand sides (official: 30 iterations, X_0 = 5e-5 I, extra damping 1e-3).
-    exact_gfim: the same matrix without the extra damping, solved exactly. datainf: the
+    exact_gfim: the same matrix solved exactly (what Schulz converges to). datainf: the
     closed form on vec(g). lissa: the official recursion on the FIM (matrix-free). exact_fim:
     (FIM + lam I)^{-1} vec(v), dense."""
     n, r, d = g.shape
@@ -32,9 +32,10 @@ def inverse_hvp(method: str, g, v, lam: float, *, schulz_iters: int = 30, schulz
         return v
     if method in ("hyperinf", "exact_gfim"):
         K = C.gfim(g)
+        A = K + (lam + extra_damping) * _eye(d, K)
         if method == "hyperinf":
-            return S.schulz(K + (lam + extra_damping) * _eye(d, K), v.T, schulz_iters, schulz_init).x.T
-        return S.exact(K + lam * _eye(d, K), v.T).x.T
+            return S.schulz(A, v.T, schulz_iters, schulz_init).x.T
+        return S.exact(A, v.T).x.T
     flat, vf = g.reshape(n, -1), v.reshape(-1)
     if method == "datainf":
         return S.datainf(flat, vf, lam).x.reshape(r, d)

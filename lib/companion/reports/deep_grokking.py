@@ -128,7 +128,7 @@ def metrics(res: dict, cfg: Config) -> dict:
         out["stage_run"] = next(iter(res["stage"]))
     if res["regime"]:
         out["regimes"] = {f"{runs[n]['weight_decay']:g}": n for n in res["regime"]}
-    return _finite(out)
+    return C.finite(out)
 
 
 def _lead(res, a, b, key, step):
@@ -136,22 +136,6 @@ def _lead(res, a, b, key, step):
     if step is None or math.isinf(step):
         return math.nan
     return _at(*series(res["depth"][a], key), step) - _at(*series(res["depth"][b], key), step)
-
-
-def _finite(x):
-    """inf and nan ("never", "undefined") as None, so that metrics.json is standard JSON."""
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def _num(v) -> float:
-    """A metric for a claim: None (never / undefined) reads as nan, which fails every test."""
-    return math.nan if v is None else v
 
 
 def _grok(m):
@@ -167,37 +151,37 @@ CLAIMS = [
     C.Claim("depth-delays-fitting",
             "Deeper MLPs fit the training set later",
             "training accuracy delayed as depth increases (Fig. 2a–c)",
-            lambda m: _num(m["fit_lead"]), lambda v: v >= 0.3,
+            lambda m: C.num(m["fit_lead"]), lambda v: v >= 0.3,
             "when the shallowest net reaches 99% train accuracy, the deepest is ≥ 30 points behind", "{:+.3f}"),
     C.Claim("depth-delays-generalization",
             "Deeper MLPs generalize later",
             "test accuracy delayed as depth increases (Fig. 2a–c)",
-            lambda m: _num(m["gen_lead"]), lambda v: v >= 0.15,
+            lambda m: C.num(m["gen_lead"]), lambda v: v >= 0.15,
             "at the shallowest net's t_gen, the deepest is ≥ 15 points behind in test accuracy", "{:+.3f}"),
     C.Claim("grokking-low-at-fit",
             "Grokking: when the training set is fitted, the test accuracy is still low",
             "test accuracy far below train at fitting (Figs. 1–2)",
-            lambda m: _num(_grok(m)["test_at_fit"]), lambda v: v <= 0.5,
+            lambda m: C.num(_grok(m)["test_at_fit"]), lambda v: v <= 0.5,
             "test accuracy at t_fit ≤ 0.5 (the deepest run that fits, with ≥ 2 evaluations after t_fit)", "{:.3f}"),
     C.Claim("grokking-high-at-end",
             "Grokking: the test accuracy rises long after fitting",
             "test accuracy eventually high (Figs. 1–2)",
-            lambda m: _num(_grok(m)["final_test"]), lambda v: v >= 0.8,
+            lambda m: C.num(_grok(m)["final_test"]), lambda v: v >= 0.8,
             "final test accuracy ≥ 0.8 (same run)", "{:.3f}"),
     C.Claim("rank-falls-when-test-rises",
             "The feature rank falls while the test accuracy rises after fitting",
             "ranks decrease as test accuracy rises (Fig. 1a, b)",
-            lambda m: _num(_grok(m)["pen_erank_change_after_fit"]), lambda v: v <= -0.10,
+            lambda m: C.num(_grok(m)["pen_erank_change_after_fit"]), lambda v: v <= -0.10,
             "effective rank of the second-to-last layer, t_fit → end: change ≤ −10%", "{:+.1%}"),
     C.Claim("rank-onset-coincides",
             "The rank starts to fall when the network generalizes",
             "descent of the rank coincides with the start of generalization (Figs. 1, 6, 7)",
-            lambda m: _num(_grok(m)["rank_onset_minus_gen_decades"]), lambda v: abs(v) <= 0.3,
+            lambda m: C.num(_grok(m)["rank_onset_minus_gen_decades"]), lambda v: abs(v) <= 0.3,
             "rank falls 5% below its post-fit maximum within ±0.3 decades of t_gen", "{:+.2f} decades"),
     C.Claim("norm-no-marker",
             "The weight norm does not mark the transition: it falls long before it",
             "weight-norm curves decrease smoothly and overlap (Fig. 5)",
-            lambda m: _num(_grok(m)["norm_onset_minus_gen_decades"]), lambda v: v <= -0.5,
+            lambda m: C.num(_grok(m)["norm_onset_minus_gen_decades"]), lambda v: v <= -0.5,
             "weight norm falls 5% below its maximum ≥ 0.5 decades before t_gen", "{:+.2f} decades"),
     C.Claim("tunnel-grows-with-depth",
             "Deeper networks have longer tunnels of low-rank layers",
@@ -207,13 +191,13 @@ CLAIMS = [
     C.Claim("two-stage-generalization",
             "A deep MLP generalizes in two stages",
             "8- and 12-layer MLPs at N = 7000: a second surge of test accuracy (Fig. 2d–f)",
-            lambda m: _num(_stage(m).get("two_stage_decades")), lambda v: v >= 0.3,
+            lambda m: C.num(_stage(m).get("two_stage_decades")), lambda v: v >= 0.3,
             "test accuracy rises ≥ 10 points, stays within 3 points for ≥ 0.3 decades, rises ≥ 10 points again",
             "{:.2f} decades"),
     C.Claim("rank-double-descent",
             "Its feature rank descends twice (rank double descent)",
             "rank falls, rises with the first stage, falls again with the second (Fig. 1c)",
-            lambda m: _num(_stage(m).get("rank_double_descent_depth")), lambda v: v >= DROP,
+            lambda m: C.num(_stage(m).get("rank_double_descent_depth")), lambda v: v >= DROP,
             "median effective rank of the last half of the layers falls, rises and falls again, each by "
             "≥ 5% (ours: the largest such %)", "{:.1%}"),
 ]

@@ -227,19 +227,7 @@ def metrics(res: dict, cfg: Config) -> dict:
         "product_over_sum": int((prod.SQ > prod.S + prod.Q).sum()),
         "product_over_quadrature": int((prod.SQ > np.sqrt(prod.S ** 2 + prod.Q ** 2)).sum()),
     }
-    return _finite(out)
-
-
-def _finite(x):
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def _num(v) -> float:
-    return math.nan if v is None else v
+    return C.finite(out)
 
 
 CLAIMS = [
@@ -265,39 +253,39 @@ CLAIMS = [
     C.Claim("model-order-oneshot",
             "Order matters in a model: S→Q beats Q→S (one-shot, same weights)",
             "S→Q lower perplexity than Q→S (Table 2)",
-            lambda m: _num(m["order"]["one-shot"]["sq_not_worse"]), lambda v: v >= 0.8,
+            lambda m: C.num(m["order"]["one-shot"]["sq_not_worse"]), lambda v: v >= 0.8,
             "S→Q val CE ≤ Q→S in ≥ 80% of the (sparsity, format) cells", "{:.0%}"),
     C.Claim("model-order-finetuned",
             "…and after the same quantization-aware fine-tuning",
             "S→Q lower perplexity than Q→S (Table 2)",
-            lambda m: _num(m["order"]["qat"]["sq_not_worse"]), lambda v: v >= 0.8,
+            lambda m: C.num(m["order"]["qat"]["sq_not_worse"]), lambda v: v >= 0.8,
             "S→Q val CE ≤ Q→S after equal fine-tuning in ≥ 80% of the ≤ 6-bit cells", "{:.0%}"),
     C.Claim("not-orthogonal",
             "Sparsity and quantization are not orthogonal: the combination is worse than the bound",
             "S→Q perplexity above the orthogonality bound (Eq. 12, Table 2)",
-            lambda m: _num(m["orth_4bit_exceeds"]), lambda v: v >= 1.0,
+            lambda m: C.num(m["orth_4bit_exceeds"]), lambda v: v >= 1.0,
             "S→Q (sparse FT, then Q) val CE > dense + ΔS + ΔQ in every 4-bit cell", "{:.0%} of cells"),
     C.Claim("quantization-dominates",
             "At low bit widths the quantization error dominates",
             "quantization error plays a dominant role (abstract)",
-            lambda m: _num(m["quant_dominance_24"]), lambda v: v > 0,
+            lambda m: C.num(m["quant_dominance_24"]), lambda v: v > 0,
             "ΔQ − ΔS > 0 for every 4-bit format (2:4, ΔS after sparse fine-tuning; ours: the smallest)",
             "{:+.3f} nats"),
     C.Claim("eight-bit-nearly-orthogonal",
             "8-bit formats on a sparse model cost little",
             "8-bit formats within a few % of the sparse FP32 model",
-            lambda m: _num(m["eight_bit_ppl_increase"]), lambda v: v <= 0.03,
+            lambda m: C.num(m["eight_bit_ppl_increase"]), lambda v: v <= 0.03,
             "every 8-bit S→Q perplexity ≤ 3% above the sparse FP32 model (ours: the largest)", "{:+.1%}"),
     C.Claim("error-grows-with-depth",
             "Compression errors accumulate through the layers",
             "per-layer output error grows with depth (Fig. 1)",
-            lambda m: _num(m["layer_growth_min"]), lambda v: v > 1.0,
+            lambda m: C.num(m["layer_growth_min"]), lambda v: v > 1.0,
             "relative error of the last block's output > the first block's in every compressed cell "
             "(ours: the smallest ratio)", "{:.2f}×"),
     C.Claim("qs-error-larger",
             "…and Q→S ends with the larger error",
             "error grows faster for Q→S (Fig. 1)",
-            lambda m: _num(m["qs_worse_last_block"]), lambda v: v >= 0.8,
+            lambda m: C.num(m["qs_worse_last_block"]), lambda v: v >= 0.8,
             "last block's relative error larger for Q→S than S→Q in ≥ 80% of the ≤ 6-bit cells", "{:.0%}"),
     C.Claim("dot-product-not-orthogonal",
             "Even S→Q is not orthogonal at the dot-product level",

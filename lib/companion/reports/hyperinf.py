@@ -76,6 +76,12 @@ def auc_table(res) -> pd.DataFrame:
     return mean.loc[[m for m in I.METHODS if m in mean.index]].rename(index=LABELS)
 
 
+def _wins(f) -> float:
+    """Fraction of (rank, seed) cells where HyperINF's AUC beats every baseline's."""
+    p = f.pivot_table(index=["rank", "seed"], columns="method", values="auc")
+    return float((p["hyperinf"] > p[list(BASELINES)].max(1)).mean())
+
+
 def metrics(res: dict, cfg: Config) -> dict:
     conv = res["convergence"]
     it = {(r["d"], r["n"], r["method"]): iterations_to_tol(r["errors"], cfg.tol) for r in conv}
@@ -100,6 +106,10 @@ def metrics(res: dict, cfg: Config) -> dict:
         "auc_min": float(f.groupby(["method", "rank"]).auc.mean().min()),
         "auc": {m: {str(r): float(by_rank[(m, r)]) for r in cfg.ranks} for m in I.METHODS},
         "hyperinf_minus_best_baseline": float(by["hyperinf"] - max(by[b] for b in BASELINES)),
+        # per rank (means over seeds): the smallest margin of HyperINF over the best baseline
+        "hyperinf_margin_min_rank": float(min(by_rank[("hyperinf", r)] - max(by_rank[(b, r)] for b in BASELINES)
+                                              for r in cfg.ranks)),
+        "hyperinf_wins_cells": float(_wins(f)),
         "best_method": str(by.idxmax()),
         "test_accuracy": {str(r): float(f[f["rank"] == r].test_acc.mean()) for r in cfg.ranks},
         "precision_at_noise": {m: float(f[f.method == m].precision.mean()) for m in I.METHODS},
@@ -149,8 +159,9 @@ CLAIMS = [
     C.Claim("hyperinf-best",
             "HyperINF detects mislabeled data better than the baselines",
             "HyperINF above TracIn, DataInf and LiSSA at every rank (detection tables, CoLA curve)",
-            lambda m: C.num(m["hyperinf_minus_best_baseline"]), lambda v: v > 0,
-            "mean ROC-AUC of HyperINF − the best of TracIn, DataInf, LiSSA > 0", "{:+.3f}"),
+            lambda m: C.num(m["hyperinf_margin_min_rank"]), lambda v: v > 0,
+            "at every rank, mean ROC-AUC over seeds of HyperINF > the best of TracIn, DataInf, LiSSA (ours: the "
+            "smallest margin)", "{:+.3f}"),
 ]
 
 

@@ -135,7 +135,8 @@ def datainf(G, v, lam: float, reference=None) -> Solve:
     """DataInf's approximation of ((1/n) G^T G + lam I)^{-1} v for per-sample gradients G (n x p):
     the average over i of the exact inverse of (g_i g_i^T + lam I), by Sherman-Morrison."""
     n = G.shape[0]
-    coef = (G @ v) / (lam + (G * G).sum(1, keepdim=True) if v.dim() > 1 else lam + (G * G).sum(1))
+    norms = (G * G).sum(1)
+    coef = (G @ v) / (lam + (norms[:, None] if v.dim() > 1 else norms))
     x = (n * v - G.T @ coef) / (n * lam)
     out = Solve(x)
     _track(out.errors, out.x, reference)

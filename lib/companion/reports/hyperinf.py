@@ -227,7 +227,7 @@ def timing_figure(res):
         p = PAPER_GPU[m]
         ax.plot(list(p), list(p.values()), "s--", mfc="none", color=c[i], lw=0.8, label=f"{m} (paper, GPU)")
     ax.set(xscale="log", yscale="log", xlabel="d", ylabel="seconds")
-    ax.legend(fontsize="x-small", ncol=2, loc="upper left")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 

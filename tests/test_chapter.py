@@ -166,4 +166,5 @@ def test_hyperinf_smoke_numbers(smoke_runs):
     assert m["schulz_iters_max"] <= 20 and m["kappa_gap_max"] <= 2
     assert m["lissa_scaled_final_min_underdetermined"] > 0.5 and m["datainf_error_min_overdetermined"] > 1
     assert m["hyperinf_vs_exact_gfim_min"] > 0.999
-    assert set(m["auc"]) == {"tracin", "hyperinf", "exact_gfim", "datainf", "lissa", "exact_fim"}
+    assert set(m["auc"]) == {"tracin", "hyperinf", "exact_gfim", "datainf", "lissa", "lissa_scaled", "exact_fim"}
+    assert m["lissa_growth_min"] > 0 and 0 <= m["best_baseline_found_at_20_rmax"] <= 1

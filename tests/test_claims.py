@@ -92,7 +92,8 @@ SQ_CONTRADICT = {
 }
 HI_AGREE = {"schulz_iters_max": 16, "schulz_official_iters_max": 25, "kappa_gap_max": 1,
             "lissa_scaled_final_min_underdetermined": 0.98, "datainf_error_min_overdetermined": 26.0,
-            "hyperinf_vs_exact_gfim_min": 0.9999, "auc_min": 0.7, "hyperinf_margin_min_rank": 0.02}
+            "hyperinf_vs_exact_gfim_min": 0.9999, "hyperinf_found_at_20_rmax": 0.5,
+            "best_baseline_found_at_20_rmax": 0.22, "hyperinf_margin_min_rank": 0.02}
 HI_CONTRADICT = {
     "schulz-converges": {"schulz_iters_max": None},  # never reached the tolerance
     "schulz-official-init": {"schulz_official_iters_max": 35},
@@ -100,7 +101,8 @@ HI_CONTRADICT = {
     "lissa-stalls": {"lissa_scaled_final_min_underdetermined": 0.01},
     "datainf-inaccurate": {"datainf_error_min_overdetermined": 0.5},
     "hyperinf-is-exact-gfim": {"hyperinf_vs_exact_gfim_min": 0.9},
-    "all-detect": {"auc_min": 0.55},
+    "hyperinf-detects": {"hyperinf_found_at_20_rmax": 0.3},
+    "baselines-degrade": {"best_baseline_found_at_20_rmax": 0.45},
     "hyperinf-best": {"hyperinf_margin_min_rank": -0.01},
 }
 CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT),

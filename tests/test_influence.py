@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from companion.influence import curvature as C
 from companion.influence import scores as I
+from companion.influence import solvers as S
 from companion.models.lora import LoRALinear, add_lora, lora_parameters
 
 
@@ -107,3 +108,24 @@ def test_roc_auc_and_detection_curve():
     x, y = I.detection_curve(noisy.double(), noisy)  # a perfect score
     k = int(noisy.sum())
     assert y[k] == 1.0 and y[k - 1] < 1.0 and x[-1] == 1.0 and y[0] == 0.0
+
+
+def test_scaled_lissa_in_the_scores_is_the_dense_neumann_series():
+    g = torch.randn(25, 2, 3, dtype=torch.float64)
+    v = torch.randn(2, 3, dtype=torch.float64)
+    flat = g.reshape(25, 6)
+    A = flat.T @ flat / 25 + 0.1 * torch.eye(6, dtype=torch.float64)
+    assert I.fim_frobenius(flat, 0.1) == pytest.approx(torch.linalg.matrix_norm(A).item(), rel=1e-12)
+    dense = S.lissa_scaled(A, v.reshape(-1), iters=7).x  # s = ||A||_F + 1 computed densely
+    assert torch.allclose(I.inverse_hvp("lissa_scaled", g, v, 0.1, lissa_iters=7), dense.reshape(2, 3), atol=1e-12)
+
+
+def test_lissa_growth_is_the_spectral_radius_of_the_official_step():
+    g = 3 * torch.randn(40, 2, 4, dtype=torch.float64)
+    flat = g.reshape(40, 8)
+    lam = 0.05
+    step = (1 + lam) * torch.eye(8, dtype=torch.float64) - flat.T @ flat / 40
+    assert I.lissa_growth(g, lam) == pytest.approx(torch.linalg.eigvalsh(step).abs().max().item(), rel=1e-10)
+    wide = torch.randn(5, 2, 4, dtype=torch.float64)  # 8 parameters, 5 samples: F is singular
+    assert I.lissa_growth(wide, lam) == pytest.approx(
+        max(1 + lam, torch.linalg.eigvalsh(wide.reshape(5, 8).T @ wide.reshape(5, 8) / 5)[-1].item() - 1 - lam))

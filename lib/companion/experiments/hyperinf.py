@@ -387,7 +387,8 @@ class _Runner:
             grads = {n: g.double().cpu() for n, g in grads.items()}
             val = {n: g.double().mean(0).cpu() for n, g in vgrads.items()}
             out = {"accuracy": acc, "noisy": data["noisy"], "scores": {}, "seconds": {},
-                   "shapes": {n: tuple(g.shape[1:]) for n, g in grads.items()}}
+                   "shapes": {n: tuple(g.shape[1:]) for n, g in grads.items()},
+                   "lissa_growth": max(I.lissa_growth(g, C.damping(g, c.lambda_const)) for g in grads.values())}
             for method in I.METHODS:
                 t0 = time.perf_counter()
                 out["scores"][method] = I.influence(

@@ -11,7 +11,7 @@ import torch
 from companion.influence import curvature as C
 from companion.influence import solvers as S
 
-METHODS = ("tracin", "hyperinf", "exact_gfim", "datainf", "lissa", "exact_fim")
+METHODS = ("tracin", "hyperinf", "exact_gfim", "datainf", "lissa", "lissa_scaled", "exact_fim")
 
 
 def _eye(d, like):
@@ -25,8 +25,9 @@ def inverse_hvp(method: str, g, v, lam: float, *, schulz_iters: int = 30, schulz
     tracin: h = v (no curvature). hyperinf: Schulz on the GFIM + (lam + extra_damping) I, v as
     r right-hand sides (official: 30 iterations, X_0 = 5e-5 I, extra damping 1e-3).
     exact_gfim: the same matrix solved exactly (what Schulz converges to). datainf: the
-    closed form on vec(g). lissa: the official recursion on the FIM (matrix-free). exact_fim:
-    (FIM + lam I)^{-1} vec(v), dense."""
+    closed form on vec(g). lissa: the official recursion on the FIM (matrix-free). lissa_scaled:
+    the Neumann series on FIM + lam I with s = ||FIM + lam I||_F + 1 (the rebuttal's "correct"
+    LiSSA), as many iterations as the official one. exact_fim: (FIM + lam I)^{-1} vec(v), dense."""
     n, r, d = g.shape
     if method == "tracin":
         return v
@@ -41,9 +42,32 @@ def inverse_hvp(method: str, g, v, lam: float, *, schulz_iters: int = 30, schulz
         return S.datainf(flat, vf, lam).x.reshape(r, d)
     if method == "lissa":
         return S.lissa_official(lambda x: flat.T @ (flat @ x) / n, vf, lam, lissa_iters).x.reshape(r, d)
+    if method == "lissa_scaled":
+        A = lambda x: flat.T @ (flat @ x) / n + lam * x  # noqa: E731
+        return S.lissa_scaled(A, vf, lissa_iters, scale=fim_frobenius(flat, lam) + 1).x.reshape(r, d)
     if method == "exact_fim":
         return S.exact(C.fim(g) + lam * _eye(r * d, g), vf).x.reshape(r, d)
     raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+
+
+def fim_frobenius(flat, lam: float) -> float:
+    """||F + lam I||_F for F = (1/n) G^T G (G = flat, n x p) from the n x n Gram matrix:
+    ||F||_F = ||G G^T||_F / n, tr F = ||G||_F^2 / n, so ||F + lam I||_F^2 = ||F||_F^2 + 2 lam tr F + p lam^2."""
+    n, p = flat.shape
+    gram = flat @ flat.T / n
+    return (gram.square().sum() + 2 * lam * gram.trace() + p * lam ** 2).sqrt().item()
+
+
+def lissa_growth(g, lam: float) -> float:
+    """Spectral radius of the official LiSSA step r -> (1 + lam) r - F r on one matrix's FIM
+    F = (1/n) G^T G: max |1 + lam - mu| over the eigenvalues mu of F (from the smaller of F and
+    the Gram matrix; F is singular when it has more rows than there are samples). Above 1 the
+    recursion grows every iteration; once mu_max > 2 + 2 lam the top eigenvector dominates h."""
+    flat = g.reshape(len(g), -1)
+    n, p = flat.shape
+    mu = torch.linalg.eigvalsh(flat.T @ flat / n if p <= n else flat @ flat.T / n)
+    mu_min = mu[0].item() if p <= n else 0.0
+    return max(abs(1 + lam - mu_min), abs(1 + lam - mu[-1].item()))
 
 
 def influence(train: dict, val: dict, method: str, lambda_const: float = 10.0, **opts) -> torch.Tensor:

@@ -168,3 +168,24 @@ def test_hyperinf_smoke_numbers(smoke_runs):
     assert m["hyperinf_vs_exact_gfim_min"] > 0.999
     assert set(m["auc"]) == {"tracin", "hyperinf", "exact_gfim", "datainf", "lissa", "lissa_scaled", "exact_fim"}
     assert m["lissa_growth_min"] > 0 and 0 <= m["best_baseline_found_at_20_rmax"] <= 1
+
+
+def test_cobo_smoke_numbers(smoke_runs):
+    """The brief's smoke assertions on the quadratic clusters (Q1-Q4) and the plumbing of every
+    group: CoBo's averaged weights recover the two clusters, early; its clients end far closer
+    to their optimum than FedAvg's and closer to their cluster-mates than Local's."""
+    chapter, out, _, _ = smoke_runs
+    if chapter != "cobo":
+        pytest.skip("chapter-specific")
+    m = json.loads((out / "metrics.json").read_text())
+    p = json.loads((out / "provenance.json").read_text())["parameters"]
+    q = m["quad"]
+    assert q["recovery_avg"] == 1.0 and q["within_avg"] >= 0.8 and q["cross_max"] <= 0.05
+    assert q["first_full_recovery"] <= 100
+    assert q["dist_ratio_fedavg"] < 0.3
+    assert q["consensus"]["cobo"] < q["consensus"]["local"]
+    assert set(m["silo_acc"]) == set(p["methods"]) and set(m["sampling_acc"]) == set(p["schedules"])
+    n = p["clusters"] * p["clients_per_cluster"]
+    assert m["sampling_pairs_per_round"]["none"] == n * (n - 1) / 2
+    assert m["sampling_pairs_per_round"]["const"] < n
+    assert m["silo_acc"]["oracle"] > m["silo_acc"]["fedavg"] + 20  # permuted labels: one model cannot fit all

@@ -37,6 +37,9 @@ BAD = [
      "sparsity 2:4 of 'sparsities' needs a last dimension divisible by 4; got 66"),
     (["run", "hyperinf", "-p", "task", "sentiment"], "parameter 'task' must be one of typo, garble, shuffle, speaker"),
     (["run", "hyperinf", "-p", "ranks", "16,4"], "parameter 'ranks' must be strictly increasing"),
+    (["run", "cobo", "-p", "schedule", "sometimes"], "parameter 'schedule' must be one of const, inv_t, mixed_paper"),
+    (["run", "cobo", "-p", "methods", "fedavg,oracle"], "parameter 'methods' must include cobo and local"),
+    (["run", "cobo", "-p", "per_client", "400"], "4 clients x 400 points exceed the 1347 training points"),
     (["run"], "the following arguments are required: chapter"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]

@@ -21,4 +21,7 @@ ENTRIES = [
     dict(id="hyperinf", title="HyperINF: influence functions with Schulz's hyperpower iteration",
          part="Data & compression", module="hyperinf", datasets=("tinyshakespeare",),
          minutes={"smoke": 0.5, "cpu": 5, "gpu": 8}),
+    dict(id="cobo", title="CoBo: collaborative learning as a bilevel problem",
+         part="Collaborative learning", module="cobo", datasets=(),
+         minutes={"smoke": 0.7, "cpu": 9, "gpu": 8}),
 ]

@@ -72,7 +72,7 @@ def stable_hash(obj, n: int = 16) -> str:
 # The modules whose code determines computed numbers. A chapter's cached results are keyed
 # on the source of those of them that its experiment imports (compute_hash), so editing a
 # report, the CLI, the book or another chapter's modules never invalidates them.
-COMPUTE = ("models", "optim", "metrics", "compress", "influence", "experiments", "train.py", "data.py", "mnist.py", "device.py")
+COMPUTE = ("models", "optim", "metrics", "compress", "influence", "collab", "experiments", "train.py", "data.py", "mnist.py", "device.py")
 
 
 def _module_file(module: str):

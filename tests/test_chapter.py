@@ -64,11 +64,17 @@ def test_same_seed_gives_identical_metrics(smoke_runs):
     assert (a / "claims.json").read_text() == (b / "claims.json").read_text()
 
 
-def test_scaling_cooldown_smoke_numbers(smoke_runs):
-    chapter, out, _, _ = smoke_runs
-    if chapter != "scaling-cooldown":
+def smoke_numbers(smoke_runs, chapter: str):
+    """(metrics, parameters) of `chapter`'s smoke run; skips the other chapters' runs."""
+    ran, out, _, _ = smoke_runs
+    if ran != chapter:
         pytest.skip("chapter-specific")
-    m = json.loads((out / "metrics.json").read_text())
+    return (json.loads((out / "metrics.json").read_text()),
+            json.loads((out / "provenance.json").read_text())["parameters"])
+
+
+def test_scaling_cooldown_smoke_numbers(smoke_runs):
+    m, p = smoke_numbers(smoke_runs, "scaling-cooldown")
     assert m["branch_equivalence_max_abs_diff"] == 0.0  # branched cooldown == WSD from scratch, bit for bit
     assert m["initial_val"] - m["final_val_best"] > 1.0  # learned more than 1 nat/char
     for s in m["sizes"].values():
@@ -78,10 +84,7 @@ def test_scaling_cooldown_smoke_numbers(smoke_runs):
 def test_warmup_smoke_numbers(smoke_runs):
     """The brief's smoke assertions (section 6): what the probes and optimizers must show
     even in 200 steps."""
-    chapter, out, _, _ = smoke_runs
-    if chapter != "warmup":
-        pytest.skip("chapter-specific")
-    m = json.loads((out / "metrics.json").read_text())
+    m, p = smoke_numbers(smoke_runs, "warmup")
     # the first AdamW step without warmup turns rows >= 10x the equilibrium angle at peak LR,
     # and a 10% warmup makes it >= 10x smaller
     eq = m["equilibrium_angle_high_lr"]
@@ -121,11 +124,7 @@ def test_compute_fills_the_cache_without_jupyter(tmp_path, data_dir):
 def test_deep_grokking_smoke_numbers(smoke_runs):
     """The brief's smoke assertions (section 6): the digits are learned, and the feature
     metrics are well-formed (one rank per Linear layer, bounded by its width)."""
-    chapter, out, _, _ = smoke_runs
-    if chapter != "deep-grokking":
-        pytest.skip("chapter-specific")
-    m = json.loads((out / "metrics.json").read_text())
-    p = json.loads((out / "provenance.json").read_text())["parameters"]
+    m, p = smoke_numbers(smoke_runs, "deep-grokking")
     d4 = m["runs"][m["shallow"]]
     assert d4["final_train"] >= 0.95 and d4["final_test"] >= 0.8
     for s in m["runs"].values():
@@ -139,11 +138,7 @@ def test_sparsity_quantization_smoke_numbers(smoke_runs):
     """The brief's smoke assertions (section 6): Thm 3.5 on every tensor, S->Q never worse
     than Q->S for block-aligned N:M with round-to-nearest, a mask mismatch at 2:4 that is
     positive and grows as the bits fall, and every model-level cell measured."""
-    chapter, out, _, _ = smoke_runs
-    if chapter != "sparsity-quantization":
-        pytest.skip("chapter-specific")
-    m = json.loads((out / "metrics.json").read_text())
-    p = json.loads((out / "provenance.json").read_text())["parameters"]
+    m, p = smoke_numbers(smoke_runs, "sparsity-quantization")
     t = m["tensor"]
     assert t["cases"] > 0 and t["thm35_violations"] == 0 and t["aligned_nearest_flips"] == 0
     mm = t["mismatch_24"]
@@ -159,10 +154,7 @@ def test_hyperinf_smoke_numbers(smoke_runs):
     """The brief's smoke assertions (section 6): Schulz reaches 1e-6 from I/||A||_F, its
     iteration count follows the bound, scaled LiSSA stalls when N < d, DataInf is far from the
     inverse, and HyperINF's scores rank like the exact GFIM inverse's."""
-    chapter, out, _, _ = smoke_runs
-    if chapter != "hyperinf":
-        pytest.skip("chapter-specific")
-    m = json.loads((out / "metrics.json").read_text())
+    m, p = smoke_numbers(smoke_runs, "hyperinf")
     assert m["schulz_iters_max"] <= 20 and m["kappa_gap_max"] <= 2
     assert m["lissa_scaled_final_min_underdetermined"] > 0.5 and m["datainf_error_min_overdetermined"] > 1
     assert m["hyperinf_vs_exact_gfim_min"] > 0.999
@@ -174,11 +166,7 @@ def test_cobo_smoke_numbers(smoke_runs):
     """The brief's smoke assertions on the quadratic clusters (Q1-Q4) and the plumbing of every
     group: CoBo's averaged weights recover the two clusters, early; its clients end far closer
     to their optimum than FedAvg's and closer to their cluster-mates than Local's."""
-    chapter, out, _, _ = smoke_runs
-    if chapter != "cobo":
-        pytest.skip("chapter-specific")
-    m = json.loads((out / "metrics.json").read_text())
-    p = json.loads((out / "provenance.json").read_text())["parameters"]
+    m, p = smoke_numbers(smoke_runs, "cobo")
     q = m["quad"]
     assert q["recovery_avg"] == 1.0 and q["within_avg"] >= 0.8 and q["cross_max"] <= 0.05
     assert q["first_full_recovery"] <= 100

@@ -106,19 +106,22 @@ HI_CONTRADICT = {
     "hyperinf-best": {"hyperinf_margin_min_rank": -0.01},
 }
 CB_AGREE = {"quad": {"recovery_avg": 1.0, "within_avg": 0.9, "cross_max": 0.0}, "recovery_final_min": 1.0,
-            "recovery_first_frac_max": 0.2, "within_min": 0.9, "cross_max": 0.02, "silo_margin_named": 2.0, "silo_margin_others": 1.0,
+            "recovery_first_frac_max": 0.2, "within_min": 0.9, "cross_max": 0.02, "silo_margin_local": 2.0, "silo_margin_fedavg": 50.0,
+            "silo_margin_ditto": 20.0, "silo_margin_others": 1.0, "silo_oracle_gap_min": 1.0,
+            "device_oracle_gap_max": 4.0,
             "silo_oracle_gap_max": 1.5, "silo_ditto_minus_local": 1.0, "sampling_mixed_minus_none": -0.2,
             "device_margin_best_baseline": 5.0}
 CB_CONTRADICT = {
     "inner-problem-clusters": {"quad": {"recovery_avg": 0.9, "within_avg": 0.9, "cross_max": 0.0}},
     "recovers-early": {"recovery_first_frac_max": 0.5},
     "weights-separate": {"within_min": 0.7},
-    "beats-baselines": {"silo_margin_named": -0.3},
+    "beats-baselines": {"silo_margin_ditto": 5.0},
     "beats-clustering-baselines": {"silo_margin_others": None},
-    "near-oracle": {"silo_oracle_gap_max": 4.0},
+    "near-oracle": {"silo_oracle_gap_min": -1.0},
     "ditto-beats-local": {"silo_ditto_minus_local": -20.0},
     "sampling-cheap": {"sampling_mixed_minus_none": -2.0},
     "cross-device-margin": {"device_margin_best_baseline": None},
+    "cross-device-near-oracle": {"device_oracle_gap_max": 9.5},
 }
 CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT),
          "deep-grokking": (DG_AGREE, DG_CONTRADICT), "sparsity-quantization": (SQ_AGREE, SQ_CONTRADICT),

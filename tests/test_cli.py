@@ -40,6 +40,8 @@ BAD = [
     (["run", "cobo", "-p", "schedule", "sometimes"], "parameter 'schedule' must be one of const, inv_t, mixed_paper"),
     (["run", "cobo", "-p", "methods", "fedavg,oracle"], "parameter 'methods' must include cobo and local"),
     (["run", "cobo", "-p", "per_client", "400"], "4 clients x 400 points exceed the 1347 training points"),
+    (["run", "cobo", "-p", "device_partition", "class_groups"],
+     "device_partition=class_groups: 10 clusters x 2 classes exceed the 10 classes; give at most 5 device_sizes"),
     (["run"], "the following arguments are required: chapter"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]

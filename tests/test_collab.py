@@ -76,7 +76,9 @@ def test_pair_sampling_rate_matches_the_schedule():
     assert cobo.pair_probability("mixed_code", 799, n, 4000) == 2 / n
     assert cobo.pair_probability("mixed_code", 2500, n, 4000) == pytest.approx(0.02)
     assert cobo.pair_probability("mixed_paper", 7, n, 4000) == 2 / n  # 0.2% of 4000 rounds
-    assert cobo.pair_probability("mixed_paper", 8, n, 4000) == 1.0  # then min(1, 100/(t+1))
+    assert cobo.pair_probability("mixed_paper", 8, n, 4000) == 2 / n  # then min(2/n, 100/(t+1))
+    assert cobo.pair_probability("mixed_paper", 1999, n, 4000) == pytest.approx(0.05)
+    assert cobo.pair_probability("inv_t", 8, n, 4000) == 1.0
     with pytest.raises(ValueError, match="unknown schedule"):
         cobo.pair_probability("sometimes", 0, n, 10)
 
@@ -152,7 +154,7 @@ def test_federated_clustering_estimate_is_the_cluster_mean_when_clusters_are_apa
     centres = torch.tensor([[10.0, 0.0], [-10.0, 0.0]])
     cluster = torch.tensor([0] * 5 + [1] * 5)
     G = centres[cluster] + 0.1 * torch.randn(10, 2, generator=g)
-    est = M._threshold_average(G, q=0.5, iters=5)  # the median distance lies between the two clusters
+    est = M._threshold_average(G, k=5, iters=5)  # the 5 nearest: the client's own cluster
     for k in (0, 1):
         assert torch.allclose(est[cluster == k], G[cluster == k].mean(0).expand(5, 2), atol=1e-6)
 
@@ -161,3 +163,23 @@ def test_ifca_samples_the_given_fraction_of_clients():
     fed, _ = _federation()
     r = M.train("ifca", fed, M.Hyper(steps=10, batch=4, hidden=(5,), ifca_frac=0.4, eval_every=5), seed=0)
     assert r["grads"] == 10 * 2 * (2 + 1)  # 2 of 5 clients, K = 2 losses + 1 gradient each
+
+
+def test_midpoint_inner_product_uses_each_clients_own_data():
+    """Two clients with the same inputs and opposite labels: their gradients at the shared
+    midpoint conflict (the released LLM code, using client i's data twice, would see agreement)."""
+    x = torch.randn(1, 40, 3).expand(2, 40, 3).clone()
+    y = torch.stack([torch.zeros(40, dtype=torch.long), torch.ones(40, dtype=torch.long)])
+    fed = P.Federation(x, y, x, y, torch.tensor([0, 1]), 2)
+    X = S.init(2, (3, 2), seed=0)
+    inner = M._midpoint_inner(X, fed, torch.tensor([0]), torch.tensor([1]), 40, torch.Generator().manual_seed(0))
+    assert inner.item() < 0
+
+
+def test_momentum_is_per_model_and_skips_masked_models():
+    mom = M._Momentum(0.9)
+    g = {"w": torch.tensor([[1.0], [2.0]])}
+    m = mom(g, torch.tensor([True, False]))
+    assert m["w"].tolist() == [[1.0], [0.0]]  # first step of model 0: m = g; model 1 untouched
+    m = mom({"w": torch.tensor([[3.0], [4.0]])})
+    assert m["w"].flatten().tolist() == pytest.approx([0.9 * 1 + 0.1 * 3, 4.0])  # model 1: first step, m = g

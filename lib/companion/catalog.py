@@ -23,5 +23,5 @@ ENTRIES = [
          minutes={"smoke": 0.5, "cpu": 5, "gpu": 8}),
     dict(id="cobo", title="CoBo: collaborative learning as a bilevel problem",
          part="Collaborative learning", module="cobo", datasets=(),
-         minutes={"smoke": 0.7, "cpu": 9, "gpu": 8}),
+         minutes={"smoke": 0.7, "cpu": 10, "gpu": 8}),
 ]

@@ -38,15 +38,16 @@ def pair_probability(schedule: str, t: int, n: int, steps: int, c: float = 100.0
     """Probability that a pair is sampled at round t (0-based) of `steps`, n clients.
 
     const: 2/n (the paper's O(1/n); the constant 2 is the official code's). inv_t: min(1,
-    c/(t+1)) (O(1/t); c is ours). mixed_paper: 2/n for the first 0.2% of the rounds, then
-    inv_t (Table 1's best). mixed_code: 2/n for 800 rounds, then 1/sqrt(t) (the official
-    vision code). none: every pair every round."""
+    c/(t+1)) (O(1/t); c is ours): every pair in the first rounds. mixed_paper (Table 1's
+    best): 2/n for the first 0.2% of the rounds, then O(1/t) but never above 2/n, i.e.
+    min(2/n, c/(t+1)) (our reading: O(n) pairs per round from the start). mixed_code: 2/n for
+    800 rounds, then 1/sqrt(t) (the official vision code). none: every pair every round."""
     if schedule == "const":
         return min(1.0, 2 / n)
     if schedule == "inv_t":
         return min(1.0, c / (t + 1))
     if schedule == "mixed_paper":
-        return min(1.0, 2 / n) if t < max(1, round(0.002 * steps)) else min(1.0, c / (t + 1))
+        return min(1.0, 2 / n) if t < max(1, round(0.002 * steps)) else min(1.0, 2 / n, c / (t + 1))
     if schedule == "mixed_code":
         return min(1.0, 2 / n) if t < 800 else 1 / math.sqrt(t)
     if schedule == "none":

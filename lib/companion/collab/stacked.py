@@ -78,10 +78,6 @@ def unflat(vec: torch.Tensor, like: dict) -> dict:
     return out
 
 
-def n_params(params: dict) -> int:
-    return sum(v[0].numel() for v in params.values())
-
-
 def linear_reference(params: dict, m: int) -> nn.Sequential:
     """Model m as a torch.nn MLP (for tests: the stacked forward must equal it)."""
     layers = []

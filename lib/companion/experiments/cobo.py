@@ -9,6 +9,7 @@ Groups of runs, every training run cached by its configuration:
   cluster with its own label permutation, scarce data per client; every method, n_seeds seeds;
 * pair-sampling schedules (Table 1): CoBo with each schedule;
 * robustness (Fig. 2a): data per client, number of clusters, clients per cluster;
+* consensus strength: CoBo at several rho (too strong a pull delays the separation);
 * cross-device (Table 2's 80-client column): many clients in clusters of unequal sizes.
 Metrics, claims and figures are in `companion.reports.cobo`.
 """
@@ -59,9 +60,9 @@ class Config:
     rho: float = _p(0.1, "CoBo consensus strength rho", range=(0.0, 100.0))
     gamma: float = _p(0.05, "CoBo weight step gamma (raw inner products: retune with the model size)",
                       range=(0.0, 100.0))
-    schedule: str = _p("mixed_code", "CoBo pair sampling: const (2/n), inv_t (min(1, pair_c/t)), mixed_paper (2/n "
-                       "for 0.2% of the rounds, then inv_t), mixed_code (2/n for 800 rounds, then 1/sqrt(t)), none "
-                       "(every pair)", choices=cobo.SCHEDULES)
+    schedule: str = _p("mixed_code", "CoBo pair sampling: const (2/n), inv_t (min(1, pair_c/(t+1))), mixed_paper "
+                       "(2/n for 0.2% of the rounds, then min(2/n, pair_c/(t+1))), mixed_code (2/n for 800 rounds, "
+                       "then 1/sqrt(t)), none (every pair)", choices=cobo.SCHEDULES)
     pair_c: float = _p(100.0, "constant c of the O(1/t) schedules", range=(1e-3, 1e9))
     ditto_lambda: float = _p(1.0, "Ditto's proximal strength lambda (the paper's vision value)", range=(0.0, 1e3))
     ifca_frac: float = _p(1.0, "IFCA: fraction of the clients sampled per round (the paper's cross-silo: all)",
@@ -83,10 +84,17 @@ class Config:
     sweep_clients: tuple[int, ...] = _p((2, 4, 6), "clients per cluster (4 clusters)", range=(1, 1000))
     sweep_methods: tuple[str, ...] = _p(("local", "cobo", "oracle"), "methods of the robustness sweeps",
                                         choices=M.METHODS)
+    rho_values: tuple[float, ...] = _p((0.1, 0.3, 1.0), "consensus strengths of the rho figure (cross-silo set-up, "
+                                       "sweep_steps rounds, first seed)", range=(0.0, 100.0))
     # cross-device
     device_sizes: tuple[int, ...] = _p((2, 2, 3, 3, 4, 4, 5, 5, 6, 6), "cross-device cluster sizes (unequal, like "
                                        "the paper's 6, 6, 7, ..., 10)", range=(1, 1000))
     device_per_client: int = _p(40, "cross-device training points per client", range=(4, 10**6))
+    device_partition: str = _p("permuted", "cross-device clusters: permuted (a label permutation each) or "
+                               "class_groups (each cluster owns device_classes classes, renumbered from 0, so that "
+                               "labels collide across clusters as in the paper's 80-client set-up)",
+                               choices=("permuted", "class_groups"))
+    device_classes: int = _p(2, "classes per cluster of device_partition=class_groups", range=(2, 10))
     device_steps: int = _p(3000, "cross-device rounds", range=(10, 10**7))
     device_methods: tuple[str, ...] = _p(("local", "fedavg", "ft_fedavg", "ditto", "ifca", "cobo", "oracle"),
                                          "methods of the cross-device comparison (the paper omits FC, O(n²))",
@@ -101,9 +109,14 @@ class Config:
                                  f"{','.join(getattr(self, name))}")
         if self.quad_clients % 2:
             raise ParamError(f"parameter 'quad_clients' must be even (two equal clusters); got {self.quad_clients}")
+        if self.device_partition == "class_groups" and len(self.device_sizes) * self.device_classes > 10:
+            raise ParamError(f"device_partition=class_groups: {len(self.device_sizes)} clusters x "
+                             f"{self.device_classes} classes exceed the 10 classes; give at most "
+                             f"{10 // self.device_classes} device_sizes")
         pool = 8000 if self.data == "mnist-test-split" else 1347
         for what, size, per in (("clients_per_cluster", self.clients_per_cluster, self.per_client),
                                 ("sweep_clients", max(self.sweep_clients), self.per_client),
+                                ("sweep_clusters", 2, self.per_client),
                                 ("sweep_per_client", self.clients_per_cluster, max(self.sweep_per_client)),
                                 ("device_sizes", max(self.device_sizes), self.device_per_client)):
             if size * per > pool:
@@ -126,7 +139,7 @@ SCALES = {
     # plumbing: every group of runs, short
     "smoke": Config(n_seeds=1, steps=400, snapshots=(0, 100, 200), eval_every=50, methods=("local", "fedavg", "cobo",
                     "oracle"), schedules=("const", "none"), sweep_steps=200, sweep_per_client=(42, 168),
-                    sweep_clusters=(2, 4), sweep_clients=(2, 4), sweep_methods=("local", "cobo"),
+                    sweep_clusters=(2, 4), sweep_clients=(2, 4), sweep_methods=("local", "cobo"), rho_values=(0.1, 1.0),
                     device_steps=300, device_methods=("local", "cobo", "oracle")),
     "cpu": Config(),
     # proposal for one H100 (brief, gpu; unmeasured): MNIST, the paper's 80 clients in clusters of 6..10
@@ -154,14 +167,13 @@ def quadratic(cfg: Config, method: str, seed: int) -> dict:
     noise = torch.Generator().manual_seed(seed + 1)
     grad = lambda z, k: a[k, None] * (z - target[k]) + cfg.quad_noise * torch.randn(  # noqa: E731
         z.shape, generator=noise, dtype=torch.float64)
-    dist, Ws, mids = [], [], []
+    dist, Ws = [], []
     for t in range(cfg.quad_steps):
         dist.append((x - target).norm(dim=1))
         if method == "cobo":
             i, j = torch.triu_indices(n, n, 1)
             z = (x[i] + x[j]) / 2
             W = cobo.update_weights(W, i, j, (grad(z, i) * grad(z, j)).sum(1), cfg.quad_gamma)
-            mids.append(z)
             Ws.append(W.clone())
         gx = grad(x, torch.arange(n))
         if method == "fedavg":
@@ -173,7 +185,7 @@ def quadratic(cfg: Config, method: str, seed: int) -> dict:
     dist.append((x - target).norm(dim=1))
     out = dict(dist=torch.stack(dist), cluster=cluster, mu=mu, x=x, a=a)
     if method == "cobo":
-        out.update(W=torch.stack(Ws), midpoints=torch.stack(mids))
+        out["W"] = torch.stack(Ws)
     return out
 
 
@@ -196,15 +208,18 @@ class _Runner:
         self.images = _images(cfg)
         self.bar = None
 
-    def federation(self, sizes, per_client: int, seed: int) -> P.Federation:
+    def federation(self, sizes, per_client: int, seed: int, partition: str) -> P.Federation:
+        if partition == "class_groups":
+            return P.class_group_clusters(*self.images, tuple(sizes), per_client, self.cfg.device_classes, seed)
         return P.permuted_clusters(*self.images, tuple(sizes), per_client, seed)
 
-    def train(self, group: str, method: str, sizes, per_client: int, hp: M.Hyper, seed: int) -> dict:
+    def train(self, method: str, sizes, per_client: int, hp: M.Hyper, seed: int, partition: str) -> dict:
         key = dict(data=self.cfg.data, sizes=tuple(sizes), per_client=per_client, hyper=asdict(hp), method=method,
-                   seed=seed)
+                   seed=seed) | ({"partition": partition, "classes": self.cfg.device_classes}
+                                 if partition != "permuted" else {})
 
         def compute(ckpt):
-            fed = self.federation(sizes, per_client, seed)
+            fed = self.federation(sizes, per_client, seed, partition)
             return M.train(method, fed, hp, seed) | {"same": fed.same_cluster(), "cluster": fed.cluster}
         name = f"{method}-{hp.schedule}-s{seed}"  # the key tells runs apart; equal runs of two groups are shared
         out = cached(CHAPTER, name, key, compute)
@@ -214,7 +229,8 @@ class _Runner:
 
 
 def plan(cfg: Config) -> dict:
-    """The runs of every group: name -> list of (method, sizes, per_client, steps, seed, overrides)."""
+    """The runs of every group: name -> list of (method, cluster sizes, per_client, steps, seed, Hyper
+    overrides); every group uses permuted clusters except `device`, which uses device_partition."""
     seeds = [cfg.seed + s for s in range(cfg.n_seeds)]
     silo = (cfg.clients_per_cluster,) * cfg.clusters
     p = {"silo": [(m, silo, cfg.per_client, cfg.steps, s, {}) for s in seeds for m in cfg.methods],
@@ -226,6 +242,7 @@ def plan(cfg: Config) -> dict:
                             for m in cfg.sweep_methods],
          "sweep_clients": [(m, (c,) * 4, cfg.per_client, cfg.sweep_steps, cfg.seed, {}) for c in cfg.sweep_clients
                            for m in cfg.sweep_methods],
+         "rho": [("cobo", silo, cfg.per_client, cfg.sweep_steps, cfg.seed, {"rho": r}) for r in cfg.rho_values],
          "device": [(m, cfg.device_sizes, cfg.device_per_client, cfg.device_steps, s,
                      {"ifca_frac": cfg.device_ifca_frac}) for s in seeds for m in cfg.device_methods]}
     return p
@@ -243,8 +260,9 @@ def run(cfg: Config, dev=None, progress: bool = True) -> dict:
     runs = plan(cfg)
     r.bar = tqdm(total=sum(map(len, runs.values())), desc="cobo runs", disable=not progress, leave=False)
     for group, specs in runs.items():
+        partition = cfg.device_partition if group == "device" else "permuted"
         out[group] = [dict(method=method, sizes=tuple(sizes), per_client=per_client, steps=steps, seed=seed, **over,
-                           result=r.train(group, method, sizes, per_client, cfg.hyper(steps, **over), seed))
+                           result=r.train(method, sizes, per_client, cfg.hyper(steps, **over), seed, partition))
                       for method, sizes, per_client, steps, seed, over in specs]
     r.bar.close()
     return out

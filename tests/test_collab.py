@@ -183,3 +183,13 @@ def test_momentum_is_per_model_and_skips_masked_models():
     assert m["w"].tolist() == [[1.0], [0.0]]  # first step of model 0: m = g; model 1 untouched
     m = mom({"w": torch.tensor([[3.0], [4.0]])})
     assert m["w"].flatten().tolist() == pytest.approx([0.9 * 1 + 0.1 * 3, 4.0])  # model 1: first step, m = g
+
+
+def test_every_preset_is_valid_and_plans_its_groups():
+    from companion.experiments import cobo as E
+    for scale, cfg in E.SCALES.items():
+        cfg.validate()
+        plan = E.plan(cfg)
+        assert set(plan) == {"silo", "sampling", "sweep_data", "sweep_clusters", "sweep_clients", "rho", "device"}
+        assert len(plan["silo"]) == cfg.n_seeds * len(cfg.methods)
+    assert sum(E.SCALES["gpu"].device_sizes) == 80  # the paper's cross-device client count

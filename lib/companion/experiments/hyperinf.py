@@ -37,7 +37,6 @@ from companion.results import cached
 from companion.train import train
 
 CHAPTER = "hyperinf"
-CURVE_POINTS = 101  # detection curves are stored on a grid of 0, 1, ..., 100% inspected
 
 
 def _p(default, help, **kw):

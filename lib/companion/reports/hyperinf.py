@@ -266,7 +266,7 @@ def detection_figure(res, cfg: Config):
     r = cfg.ranks[-1]
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.4))
     c = colors(len(I.METHODS))
-    grid = np.linspace(0, 1, 101)
+    grid = np.linspace(0, 1, 101)  # 0, 1, ..., 100% of the training data inspected
     for i, m in enumerate(I.METHODS):
         ys = []
         for (rank, _), d in res["detection"].items():

@@ -9,22 +9,36 @@ import pytest
 from companion import chapters
 from companion import claims as C
 
-SC_AGREE = {
-    "cd_vs_cos_rel_gap_max": -0.01, "sqrt_minus_linear": -0.006, "short_minus_main_cooldown": 0.01,
-    "long_minus_main_cooldown": 0.002, "swa_minus_constant": -0.09, "cooldown_minus_swa": -0.01,
-    "cycle_mismatch": 0.05, "scaling_rel_gap_worst": -0.005, "scaling_rel_gap_max_abs": 0.01, "compute_ratio": 0.6,
-}
+_SC_SEED = {"cd_vs_cos_ppl_worst": -0.01, "cd_vs_cos0_ppl": 0.005, "half_lr_vs_cos_ppl": -0.005,
+            "sqrt_minus_linear_longest": -0.01, "sqrt_gain_growth": 0.01, "short_minus_main_cooldown": 0.015,
+            "long_minus_main_cooldown": 0.002, "swa_minus_constant": -0.08, "cooldown_minus_swa": -0.01,
+            "cycle_mismatch": 0.02}
+
+
+def _sc_seeds(**change):
+    """Three seeds around _SC_SEED (a small spread, as paired differences have), with `change`
+    applied to every seed."""
+    return {"per_seed": [{**{k: v + d for k, v in _SC_SEED.items()}, **change} for d in (-2e-4, 0.0, 2e-4)]}
+
+
+SC_AGREE = {**_sc_seeds(), "scaling": {"ppl_gap_worst": -0.01, "alpha_ratio_minus_1": 0.05, "frontier_jaccard": 1.0},
+            "lr_sweep": {"best_cd_vs_best_cos_ppl": -0.005, "lr_ratio": 0.5}}
 SC_CONTRADICT = {
-    "wsd-matches-cosine": {"cd_vs_cos_rel_gap_max": 0.03},
-    "sqrt-beats-linear": {"sqrt_minus_linear": 0.02},
-    "cooldown-length": {"short_minus_main_cooldown": -0.01},
-    "cooldown-plateau": {"long_minus_main_cooldown": -0.05},
-    "swa-helps": {"swa_minus_constant": -0.01},
-    "swa-below-cooldown": {"cooldown_minus_swa": 0.02},
-    "cycle-mismatch": {"cycle_mismatch": -0.01},
-    "scaling-no-worse": {"scaling_rel_gap_worst": 0.02},
-    "scaling-diagonal": {"scaling_rel_gap_max_abs": 0.05},
-    "compute-saved": {"compute_ratio": 0.9},
+    "wsd-matches-cosine": _sc_seeds(cd_vs_cos_ppl_worst=-0.03),  # two-sided: far better is no match either
+    "matches-cosine-to-zero": _sc_seeds(cd_vs_cos0_ppl=0.03),
+    "half-lr-matches-cosine": _sc_seeds(half_lr_vs_cos_ppl=None),  # the control was not run
+    "sqrt-beats-linear": _sc_seeds(sqrt_minus_linear_longest=0.0),  # a tie is not a win
+    "sqrt-gain-grows": _sc_seeds(sqrt_gain_growth=-0.001),
+    "cooldown-length": _sc_seeds(short_minus_main_cooldown=-0.01),
+    "cooldown-plateau": _sc_seeds(long_minus_main_cooldown=-0.05),
+    "swa-helps": _sc_seeds(swa_minus_constant=-0.01),
+    "swa-below-cooldown": _sc_seeds(cooldown_minus_swa=0.0),  # reaching it exactly is reaching it
+    "cycle-mismatch": _sc_seeds(cycle_mismatch=-0.01),
+    "tuned-matches-cosine": {"lr_sweep": {**SC_AGREE["lr_sweep"], "best_cd_vs_best_cos_ppl": -0.04}},
+    "cooldown-lr-half": {"lr_sweep": {**SC_AGREE["lr_sweep"], "lr_ratio": 1.0}},  # the same LR is not half
+    "scaling-diagonal": {"scaling": {**SC_AGREE["scaling"], "ppl_gap_worst": 0.05}},
+    "scaling-exponent": {"scaling": {**SC_AGREE["scaling"], "alpha_ratio_minus_1": -0.3}},
+    "scaling-frontier": {"scaling": {**SC_AGREE["scaling"], "frontier_jaccard": 0.8}},
 }
 
 WU_AGREE = {
@@ -154,16 +168,69 @@ def test_rows_have_the_contract_schema(cid):
     for r in rows:
         assert {"claim", "paper_value", "our_value", "holds", "scale"} <= set(r)
         assert isinstance(r["our_value"], float) and r["scale"] == "cpu"
-    assert list(C.table(rows)["verdict"].unique()) == ["reproduced"]
+    assert all(v.startswith("✓ holds") for v in C.frame(rows)["verdict"])
+    assert all(r["verdict"] == "holds" and r["n_seeds"] == len(r["per_seed"]) for r in rows)
 
 
 def test_a_claim_on_something_that_never_happened_fails_with_no_number():
     claim = next(c for c in report("deep-grokking").CLAIMS if c.id == "grokking-low-at-fit")
     row = claim.evaluate({**DG_AGREE, **_dg("g", test_at_fit=None)}, "cpu")  # the run never fits
-    assert row["holds"] is False and row["our_value"] is None and row["our_value_text"] == "nan"
+    assert row["holds"] is False and row["our_value"] is None and row["our_value_text"] == "—"
+    assert row["verdict"] == "fails"
 
 
 def test_no_gap_at_high_lr_cannot_pass_the_warmup_lr_claim():
     # a negative high-LR gap must not make "the gap grows with LR" hold by division
     claim = next(c for c in report("warmup").CLAIMS if c.id == "gap-grows-with-lr")
     assert claim.evaluate({**WU_AGREE, "adamw_gap_high_lr": -0.01}, "cpu")["holds"] is False
+
+
+def _claim(rule):
+    return C.Claim("x", "x", "x", lambda m: m["v"], rule, "x")
+
+
+def _seeds(*vals):
+    return {"per_seed": [{"v": v} for v in vals]}
+
+
+@pytest.mark.parametrize("vals,verdict,k", [
+    ((-0.05, -0.051, -0.049), "holds", 3),  # every seed, the mean and the interval below the threshold
+    ((-0.05, -0.04, 0.01), "mixed", 2),  # some seeds only
+    ((-0.02, -0.001, -0.0005), "mixed", 3),  # every seed, but the interval of the mean straddles 0
+    ((0.01, 0.02, 0.0), "fails", 0),  # no seed (0 itself fails a strict rule)
+    ((-0.05,), "holds", 1), ((0.05,), "fails", 0),  # one seed: holds or fails
+    ((float("nan"), -0.05, -0.05), "mixed", 2),  # a seed with no number fails that seed
+])
+def test_three_verdicts_over_seeds(vals, verdict, k):
+    row = _claim(C.below(0.0)).evaluate(_seeds(*vals), "cpu")
+    assert (row["verdict"], row["k_holds"], row["n_seeds"]) == (verdict, k, len(vals))
+    assert row["holds"] is (verdict == "holds")
+
+
+def test_matches_is_two_sided():
+    match = _claim(C.within(-0.02, 0.02))
+    assert match.evaluate(_seeds(0.01, 0.012, 0.011), "cpu")["verdict"] == "holds"
+    assert match.evaluate(_seeds(-0.05, -0.051, -0.049), "cpu")["verdict"] == "fails"  # far better is no match
+    assert match.evaluate(_seeds(0.05, 0.051, 0.049), "cpu")["verdict"] == "fails"
+
+
+def test_interval_is_the_student_t_interval_of_the_mean():
+    s = C.summarize([1.0, 2.0, 3.0])
+    assert s["mean"] == 2.0 and s["sd"] == 1.0
+    half = 4.302652729911275 / 3 ** 0.5  # t(0.975, 2) * sd / sqrt(n)
+    assert s["ci95"] == pytest.approx([2.0 - half, 2.0 + half])
+
+
+def test_seed_stats_reduce_nested_metrics():
+    st = C.seed_stats([{"a": 1.0, "b": {"x": 2.0}, "s": "d1"}, {"a": 3.0, "b": {"x": 4.0}, "s": "d1"}])
+    assert st["mean"]["a"] == 2.0 and st["mean"]["b"]["x"] == 3.0 and st["sd"]["a"] == pytest.approx(2 ** 0.5)
+
+
+def test_verifications_are_not_claims():
+    from companion.reports import scaling_cooldown as sc
+    assert not {v.id for v in sc.VERIFICATIONS} & {c.id for c in sc.CLAIMS}
+    rows = C.verify(sc.VERIFICATIONS, {"compute_ratio": 0.6, "compute_ratio_planned": 0.6,
+                                       "branch_equivalence_max_abs_diff": 0.0})
+    assert all(r["passes"] for r in rows)
+    assert not C.verify(sc.VERIFICATIONS, {"compute_ratio": 0.6, "compute_ratio_planned": 0.6,
+                                           "branch_equivalence_max_abs_diff": 1e-7})[1]["passes"]

@@ -171,3 +171,18 @@ def test_compress_model_skips_the_head():
     assert isinstance(model.fc, CompressedLinear) and not isinstance(model.lm_head, CompressedLinear)
     with pytest.raises(ValueError, match="order must be"):
         Spec("2:4", "int8", "xy").weight(torch.ones(4, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_block_exponent_is_exact_one_ulp_below_powers_of_two(dtype):
+    from companion.compress import formats as F
+    powers = torch.tensor([2.0 ** k for k in range(-10, 11)], dtype=dtype)
+    below = torch.nextafter(powers, torch.zeros_like(powers))  # one ulp below 2^k: floor(log2) = k - 1
+    k = torch.arange(-10, 11).to(dtype)
+    assert torch.equal(F.floor_log2(powers), k) and torch.equal(F.floor_log2(below), k - 1)
+    assert torch.equal(F.ceil_log2(powers), k) and torch.equal(F.ceil_log2(below), k)
+    # the MX block scale of a block whose max is one ulp below 2^k is 2^(k - 1 - emax), as OCP defines
+    x = torch.zeros(32, dtype=dtype)
+    x[0] = below[12]  # just below 2^2
+    q = F.mx(x.float(), "fp8_e4m3")
+    assert q[0] == pytest.approx(float(below[12]), rel=2 ** -3)

@@ -4,11 +4,13 @@ execution key (see chapters.execution_key): a chapter depends on its own entry o
 # the book's parts, in order (_toc.yml lists each chapter under its part)
 PARTS = ("Training dynamics", "Optimization", "Data & compression", "Collaborative learning", "AI & education")
 
-# minutes: expected wall minutes per scale (smoke/cpu on 2 CPU cores, gpu on one H100)
+# minutes: expected wall minutes per scale (smoke/cpu on 2 CPU cores, gpu on one H100/H200; gpu is an
+# unmeasured estimate until a gpu run is committed). contract: 2 once a chapter follows contract v2
+# (prose numbers from the run, claims over seeds with three verdicts; design.md), else 1.
 ENTRIES = [
     dict(id="scaling-cooldown", title="Scaling laws and compute-optimal training beyond fixed durations",
          part="Training dynamics", module="scaling_cooldown", datasets=("tinyshakespeare",),
-         minutes={"smoke": 0.5, "cpu": 7, "gpu": 7}),
+         minutes={"smoke": 0.7, "cpu": 14, "gpu": 5}, contract=2),
     dict(id="warmup", title="Analyzing and reducing the need for learning-rate warmup in GPT training",
          part="Training dynamics", module="warmup", datasets=("tinyshakespeare",),
          minutes={"smoke": 0.7, "cpu": 9, "gpu": 7}),

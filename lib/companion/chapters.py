@@ -16,7 +16,8 @@ from pathlib import Path
 from companion import device as devices
 from companion import params as P
 from companion.catalog import ENTRIES, PARTS
-from companion.results import (Provenance, atomic_write_bytes, atomic_write_json, module_files, repo_root,
+from companion.provenance import Provenance
+from companion.results import (atomic_write_bytes, atomic_write_json, companion_imports, module_files, repo_root,
                                source_hash, stable_hash)
 
 
@@ -28,6 +29,7 @@ class Chapter:
     module: str
     datasets: tuple
     minutes: dict  # expected wall minutes per scale (smoke/cpu on 2 CPU cores, gpu on one H100)
+    contract: int = 1  # 2: the chapter follows contract v2 (see catalog.py)
 
     @property
     def notebook(self) -> Path:
@@ -41,10 +43,22 @@ class Chapter:
 
     def sources(self) -> list:
         """The library files a run of this chapter executes: its experiment and report modules,
-        the session machinery, and every companion module they import (the catalog excepted)."""
+        every companion module its notebook's code cells import, the session machinery, and
+        every companion module they import (the catalog excepted)."""
         roots = ("companion", "companion.chapters", f"companion.experiments.{self.module}",
-                 f"companion.reports.{self.module}")
+                 f"companion.reports.{self.module}", *notebook_imports(self.notebook))
         return [f for f in module_files(*roots) if f.name != "catalog.py"]
+
+
+def notebook_imports(nb_path) -> list:
+    """The companion modules the code cells of a notebook import."""
+    out = []
+    for src in code_cells(json.loads(Path(nb_path).read_text())):
+        try:
+            out += sorted(companion_imports(src))
+        except SyntaxError:  # IPython magics: nothing of ours to find
+            continue
+    return out
 
 
 CHAPTERS = {e["id"]: Chapter(**e) for e in ENTRIES}
@@ -115,7 +129,8 @@ class Session:
         given = {k: namespace[k] for k in specs if k in namespace}
         run = {k: P.coerce(k, P.RUN_OPTIONS[k], given.get(k, P.RUN_OPTIONS[k]["default"])) for k in P.RUN_OPTIONS}
         self.scale = resolve_scale(run["scale"])
-        self.cfg = configure(self.chapter, self.scale, {k: v for k, v in given.items() if k not in P.RUN_OPTIONS})
+        self.overrides = {k: v for k, v in given.items() if k not in P.RUN_OPTIONS and v is not None}
+        self.cfg = configure(self.chapter, self.scale, self.overrides)
         self.dev = devices.setup(getattr(self.cfg, "seed", 0), run["threads"], run["device"])
         out = run["out_dir"] or f"_build/runs/{chapter_id}/{self.scale}"
         self.out_dir = Path(out) if Path(out).is_absolute() else repo_root() / out
@@ -124,33 +139,98 @@ class Session:
         (self.stage / "figures").mkdir(parents=True)
         self.provenance = Provenance(chapter_id, self.scale, {**run, **dataclasses.asdict(self.cfg)},
                                      devices.describe(self.dev))
+        self.published_scale = published(self.chapter)[0] if self.chapter.notebook.exists() else None
         self.n_figures = 0
+
+    @property
+    def is_published_setting(self) -> bool:
+        """Whether this run has the published chapter's scale and its preset parameters."""
+        return self.published_scale in (None, self.scale) and not self.overrides
+
+    def note(self):
+        """A short note at the top of a chapter run at another scale or with other parameters."""
+        from IPython.display import Markdown, display
+        if self.is_published_setting:
+            return
+        what = [f"scale `{self.scale}`" + (f" (published: `{self.published_scale}`)"
+                                           if self.scale != self.published_scale else "")]
+        if self.overrides:
+            what.append("parameters " + ", ".join(f"`{k} = {v}`" for k, v in self.overrides.items()))
+        display(Markdown(f"> **This is not the published run**: {'; '.join(what)}. Figures, numbers and verdicts "
+                         "below are this run's; the claims table shows the published verdicts beside them."))
 
     def compute(self, progress: bool = True):
         """The experiment's results (cached by configuration; see results.cached)."""
         return self.chapter.experiment().run(self.cfg, self.dev, progress=progress)
 
-    def figure(self, fig, name: str, caption: str):
-        """Save `fig` as figures/<name>.png, show it, and print its numbered caption with
-        the scale it was made at."""
+    def figure(self, fig, name: str, caption: str = None):
+        """Save `fig` as figures/<name>.png and show it. The caption belongs in the cell's
+        metadata (mystnb.figure: caption and name, so that the book numbers it); a chapter
+        before contract v2 passes it here and gets it printed under the figure."""
         from IPython.display import Markdown, display
 
         from companion.plotting import png_bytes, plt
         atomic_write_bytes(self.stage / "figures" / f"{name}.png", png_bytes(fig))
         self.n_figures += 1
         plt.show()
-        display(Markdown(f"**Figure {self.n_figures}.** {caption} *(scale: `{self.scale}`; "
-                         f"`figures/{name}.png`)*"))
+        if caption is not None:
+            display(Markdown(f"**Figure {self.n_figures}.** {caption} *(scale: `{self.scale}`; "
+                             f"`figures/{name}.png`)*"))
 
-    def finish(self, metrics: dict, claim_rows: list) -> dict:
-        """Write metrics.json, claims.json and provenance.json, then swap the staged
-        artifacts into out_dir. Returns the provenance record."""
+    def glue(self, metrics: dict, words: dict = None, claim_rows=()):
+        """Make the run's numbers quotable in the prose (myst-nb glue, `{glue:text}` roles):
+        every number of metrics.json under its dotted path (per_seed.0.x, mean.x, ...), the
+        configuration as cfg.<field>, the scale, the words whose direction comes from the run,
+        and each claim's verdict as verdict.<claim id>."""
+        try:
+            from myst_nb import glue
+        except ImportError:  # outside the book's environment (e.g. Colab): the prose roles are not rendered
+            return
+        from companion.claims import verdict_text
+        for name, v in flatten(metrics):
+            glue(name, v, display=False)
+        for k, v in dataclasses.asdict(self.cfg).items():
+            glue(f"cfg.{k}", ", ".join(map(str, v)) if isinstance(v, (tuple, list)) else v, display=False)
+        glue("scale", self.scale, display=False)
+        for k, v in (words or {}).items():
+            glue(k, v, display=False)
+        for r in claim_rows:
+            glue(f"verdict.{r['id']}", verdict_text(r), display=False)
+
+    def published_claims(self):
+        """The committed run's claims rows when this run is not that run (else None)."""
+        if self.is_published_setting or self.published_scale is None:
+            return None
+        f = repo_root() / "data" / "runs" / self.chapter.id / self.published_scale / "claims.json"
+        return json.loads(f.read_text()) if f.exists() else None
+
+    def claims_table(self, rows: list):
+        from companion import claims
+        return claims.table(rows, self.published_claims())
+
+    def finish(self, metrics: dict, claim_rows: list, verifications: list = None) -> dict:
+        """Write metrics.json, claims.json (and verifications.json) and provenance.json, then
+        swap the staged artifacts into out_dir. Returns the provenance record."""
         prov = self.provenance.finish()
         atomic_write_json(self.stage / "metrics.json", metrics)
         atomic_write_json(self.stage / "claims.json", claim_rows)
+        if verifications is not None:
+            atomic_write_json(self.stage / "verifications.json", verifications)
         atomic_write_json(self.stage / "provenance.json", prov)
         swap_dir(self.stage, self.out_dir)
         return prov
+
+
+def flatten(x, prefix=""):
+    """(dotted path, number) for every number in nested dicts and lists (bools and None left out)."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from flatten(v, f"{prefix}{k}.")
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            yield from flatten(v, f"{prefix}{i}.")
+    elif isinstance(x, (int, float)) and not isinstance(x, bool):
+        yield prefix[:-1], x
 
 
 def swap_dir(new: Path, dest: Path):
@@ -172,4 +252,6 @@ def start(chapter_id: str, namespace: dict) -> Session:
     """Open a chapter session from the notebook's parameters (its globals())."""
     from companion import plotting
     plotting.apply()
-    return Session(chapter_id, namespace)
+    session = Session(chapter_id, namespace)
+    session.note()
+    return session

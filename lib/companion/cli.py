@@ -84,6 +84,9 @@ def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) ->
 
     logging.getLogger("papermill").setLevel(logging.ERROR)  # parameters are validated above, not by papermill
     _check_writable(out)
+    for var in ("COMPANION_DATA", "COMPANION_CACHE"):  # the kernel runs in book/chapters: pass absolute paths
+        if os.environ.get(var):
+            os.environ[var] = str(Path(os.environ[var]).resolve())
     key = CH.execution_key(ch, scale, cfg)
     parameters = {"scale": scale, "out_dir": _rel(out), **run_opts,
                   **{k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
@@ -103,13 +106,28 @@ def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) ->
         name = getattr(e, "ename", type(e).__name__)
         raise RuntimeError(f"{ch.id} failed at scale {scale}: {name}: {getattr(e, 'evalue', e)} "
                            f"(executed notebook: {failed})") from None
-    nb = json.loads(Path(tmp).read_text())
+    nb = clean_notebook(json.loads(Path(tmp).read_text()))
     nb["metadata"]["companion"] = {"key": key, "scale": scale, "config": dataclasses.asdict(cfg),
                                    "wall_time_s": round(time.time() - t0, 1)}
     dest = out / f"{ch.id}.ipynb"
     atomic_write_bytes(dest, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
     Path(tmp).unlink(missing_ok=True)
     return dest
+
+
+def clean_notebook(nb: dict) -> dict:
+    """What a reader downloads: no stderr streams (progress bars, warnings), papermill's
+    injected-parameters cell removed from the rendered page (kept in the file: it records
+    how the notebook was run)."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        cell["outputs"] = [o for o in cell.get("outputs", []) if not (o.get("output_type") == "stream"
+                                                                       and o.get("name") == "stderr")]
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    return nb
 
 
 def cmd_list(args):
@@ -133,8 +151,9 @@ def cmd_run(args):
     out = Path(args.out) if args.out else repo_root() / "_build" / "runs" / ch.id / scale
     t0 = time.time()
     nb = execute(ch, scale, cfg, run_opts, overrides, out, log_output=args.verbose)
+    from companion.claims import verdict_counts
     rows = json.loads((out / "claims.json").read_text())
-    print(f"{ch.id} ({scale}): {sum(r['holds'] for r in rows)}/{len(rows)} claims hold; "
+    print(f"{ch.id} ({scale}): {verdict_counts(rows)}; "
           f"{len(list((out / 'figures').glob('*.png')))} figures; {time.time() - t0:.0f} s; notebook {nb}")
     return 0
 
@@ -153,7 +172,10 @@ def cmd_compute(args):
 def cmd_build(args):
     from companion import book
     scale = CH.resolve_scale(args.scale)
+    only = [CH.get(c).id for c in args.chapter or []]
     for ch in CH.CHAPTERS.values():
+        if only and ch.id not in only:
+            continue
         if CH.is_current(ch, scale) and not args.force:
             print(f"{ch.id}: up to date at scale {scale}")
             continue
@@ -174,10 +196,10 @@ def cmd_claims(args):
     rows = book.load_claims(args.dir, args.chapter)
     if not rows:
         raise UsageError("no claims.json found" + (f" under {args.dir}" if args.dir else " in data/runs"))
+    from companion.claims import verdict_text
     for r in rows:
-        mark = "✓" if r["holds"] else "✗"
-        print(f"{mark} [{r.get('chapter', '')}/{r['scale']}] {r['claim']}: ours {r.get('our_value_text', r['our_value'])}"
-              f" | paper {r['paper_value']}")
+        print(f"{verdict_text(r)} [{r.get('chapter', '')}/{r['scale']}] {r['claim']}: ours "
+              f"{r.get('our_value_text', r['our_value'])} | paper {r['paper_value']}")
     return 0
 
 
@@ -202,6 +224,7 @@ def parser():
     s.add_argument("--scale", default="auto", choices=P.SCALES + ("auto",))
     s.add_argument("--force", action="store_true", help="re-execute every chapter")
     s.add_argument("--no-html", action="store_true", help="skip the jupyter-book build")
+    s.add_argument("--chapter", action="append", metavar="ID", help="only this chapter (repeatable)")
     s.set_defaults(fn=cmd_build)
     s = sub.add_parser("claims", help="print claims tables (committed runs by default)")
     s.add_argument("chapter", nargs="?")

@@ -8,7 +8,8 @@ import torch
 # Measured on an idle 2-core build machine (python -m companion.bench): 2 threads beat 1
 # for the book's GPTs (d64-L2: 16.4 vs 20.7 ms/step; d96-L3: 30.5 vs 48.9 ms/step). More
 # threads than 2 do not help models this small; on a busy machine pass threads=1.
-DEFAULT_CPU_THREADS = min(2, os.cpu_count() or 1)
+# COMPANION_THREADS overrides the default (e.g. 1 per job when two jobs share the two cores).
+DEFAULT_CPU_THREADS = int(os.environ.get("COMPANION_THREADS") or min(2, os.cpu_count() or 1))
 
 
 def resolve(device: str = "auto") -> torch.device:

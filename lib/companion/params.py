@@ -112,3 +112,8 @@ def describe(spec: dict) -> str:
     elif "range" in spec:
         allowed = f" in [{spec['range'][0]}, {spec['range'][1]}]"
     return f"{_type_name(spec['type'])}{allowed}: {spec.get('help', '')}"
+
+
+def param(default, help: str, **allowed):
+    """A Config field with its help text and allowed values (`range=(lo, hi)` or `choices=...`)."""
+    return dataclasses.field(default=default, metadata=dict(help=help, **allowed))

@@ -29,3 +29,31 @@ def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
+
+
+def html_table(df: pd.DataFrame):
+    """A DataFrame as the book's HTML table: no index column, missing values as '—' (its text
+    form, which nbval compares, stays short and stable)."""
+    from IPython.display import HTML
+    return HTML(df.to_html(index=False, na_rep="—", classes="companion-table", border=0))
+
+
+def config_table(cfg, scale: str):
+    """The run's configuration as a two-column table (lists comma-separated)."""
+    import dataclasses
+    rows = [(k, ", ".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v))
+            for k, v in dataclasses.asdict(cfg).items()]
+    return html_table(pd.DataFrame(rows, columns=["parameter", f"value (scale: {scale})"]))
+
+
+def panels(n: int, ncols: int = 2, row_height: float = 2.9, **kw):
+    """(fig, axes): n panels in rows of at most `ncols`, the book column wide (axes as a flat
+    list; unused cells of the last row are hidden). Wide rows of small panels become unreadable
+    once the page scales them to the column; this keeps tick labels at the text's size."""
+    ncols = min(ncols, n)
+    rows = -(-n // ncols)
+    fig, axes = plt.subplots(rows, ncols, figsize=(WIDTH, row_height * rows), squeeze=False, **kw)
+    flat = list(axes.flat)
+    for a in flat[n:]:
+        a.set_visible(False)
+    return fig, flat[:n]

@@ -1,4 +1,4 @@
-"""Run records: atomic writes, the result cache keyed by configuration, provenance.
+"""Run records: atomic writes and the result cache keyed by configuration and compute source.
 
 Everything a run writes goes through a temporary file in the same folder followed by
 an atomic rename, so an interrupted run leaves the previous complete file or none.
@@ -8,9 +8,6 @@ import hashlib
 import io
 import json
 import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 from functools import lru_cache
@@ -69,10 +66,13 @@ def stable_hash(obj, n: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
-# The modules whose code determines computed numbers. A chapter's cached results are keyed
-# on the source of those of them that its experiment imports (compute_hash), so editing a
-# report, the CLI, the book or another chapter's modules never invalidates them.
-COMPUTE = ("models", "optim", "metrics", "compress", "influence", "collab", "experiments", "train.py", "data.py", "mnist.py", "device.py")
+# Modules that cannot change a computed number: they present, register or drive runs (reports,
+# plotting, book, cli, chapters, catalog, claims, bench), parse parameters (params), or store and
+# describe results (results, provenance). Every other companion module an experiment imports,
+# transitively, keys its cached results, so a new concept package is in the key without anyone
+# listing it.
+NOT_COMPUTE = ("reports", "plotting", "book", "cli", "__main__", "chapters", "catalog", "claims", "bench",
+               "params", "results", "provenance")
 
 
 def _module_file(module: str):
@@ -83,10 +83,10 @@ def _module_file(module: str):
     return p / "__init__.py" if (p / "__init__.py").is_file() else None
 
 
-def _companion_imports(path: Path) -> set:
-    """Names of the companion modules (or of names inside them) a source file imports."""
+def companion_imports(source: str) -> set:
+    """Names of the companion modules (or of names inside them) a piece of source imports."""
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.split(".")[0] == "companion"}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
@@ -96,27 +96,60 @@ def _companion_imports(path: Path) -> set:
     return out
 
 
-def module_files(*modules: str) -> list:
+def is_not_compute(module: str) -> bool:
+    parts = module.split(".")
+    return len(parts) > 1 and parts[1] in NOT_COMPUTE
+
+
+def module_files(*modules: str, skip=lambda module: False) -> list:
     """The source files of `modules` and of every companion module they import, transitively
-    (packages' __init__ files included: importing a.b runs a/__init__.py)."""
-    seen, todo = set(), list(modules)
+    (packages' __init__ files included: importing a.b runs a/__init__.py). Modules for which
+    `skip(name)` is true are left out and not followed."""
+    seen, visited, todo = set(), set(), list(modules)
     while todo:
         name = todo.pop()
+        if name in visited or skip(name):
+            continue
+        visited.add(name)
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]
         f = _module_file(name)
         if f is not None and f not in seen:
             seen.add(f)
-            todo += _companion_imports(f)
+            todo += companion_imports(f.read_text())
     return sorted(seen)
 
 
-def source_hash(files) -> str:
-    """Hash of the given library files' paths and contents."""
+def _is_docstring(node) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def normalized_source(path: Path) -> str:
+    """The code of a source file without what cannot change a computed number: comments,
+    docstrings, the module's `SCALES` presets and the defaults (and help texts) of its `Config`
+    fields. Presets are safe to leave out because every sub-run's own key holds the values of
+    the fields it reads (config_key)."""
+    tree = ast.parse(Path(path).read_text())
+    tree.body = [n for n in tree.body if not (isinstance(n, (ast.Assign, ast.AnnAssign)) and any(
+        isinstance(t, ast.Name) and t.id == "SCALES" for t in (n.targets if isinstance(n, ast.Assign) else [n.target])))]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Config":
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign):
+                    item.value = None
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
+                and _is_docstring(body[0]):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def source_hash(files, normalize: bool = False) -> str:
+    """Hash of the given library files' paths and contents (normalised: see normalized_source)."""
     h = hashlib.sha256()
     for p in sorted(files):
         h.update(p.relative_to(PACKAGE_DIR).as_posix().encode())
-        h.update(p.read_bytes())
+        h.update(normalized_source(p).encode() if normalize else p.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -126,14 +159,33 @@ def lib_hash() -> str:
     return source_hash(PACKAGE_DIR.rglob("*.py"))
 
 
-@lru_cache(maxsize=None)
-def compute_hash(chapter: str) -> str:
-    """Hash of the compute modules that `chapter`'s experiment imports (every compute
-    module for a name that is not a chapter)."""
+def compute_files(chapter: str) -> list:
+    """The files that key `chapter`'s cached results: every companion module its experiment
+    imports, transitively, except the presentation modules (every non-presentation module for
+    a name that is not a chapter)."""
     from companion import catalog
     module = next((e["module"] for e in catalog.ENTRIES if e["id"] == chapter), None)
-    files = module_files(f"companion.experiments.{module}") if module else PACKAGE_DIR.rglob("*.py")
-    return source_hash(f for f in files if f.relative_to(PACKAGE_DIR).parts[0] in COMPUTE)
+    if module:
+        return module_files(f"companion.experiments.{module}", skip=is_not_compute)
+    return sorted(f for f in PACKAGE_DIR.rglob("*.py") if not is_not_compute(
+        "companion." + ".".join(f.relative_to(PACKAGE_DIR).with_suffix("").parts)))
+
+
+@lru_cache(maxsize=None)
+def compute_hash(chapter: str) -> str:
+    """Hash of the normalised source of compute_files(chapter)."""
+    return source_hash(compute_files(chapter), normalize=True)
+
+
+def config_key(cfg, drop=()) -> dict:
+    """A sub-run's cache key built by exclusion: every Config field except those in `drop`
+    (fields the sub-run provably does not read, e.g. the lengths of *other* runs)."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(cfg)}
+    unknown = set(drop) - names
+    if unknown:
+        raise KeyError(f"config_key: not Config fields: {sorted(unknown)}")
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in drop}
 
 
 def cache_dir() -> Path:
@@ -172,48 +224,3 @@ def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
     return value
 
 
-@lru_cache(maxsize=1)
-def git_commit() -> str:
-    root = repo_root()
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lib"], cwd=root, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (sha or "unknown") + ("+dirty-lib" if dirty else "")
-
-
-def package_versions() -> dict:
-    import numpy
-
-    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
-    for mod in ("pandas", "matplotlib", "seaborn", "papermill"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            out[mod] = getattr(m, "__version__", "?")
-    return out
-
-
-class Provenance:
-    """What a reader needs to trust or repeat a run: commit, versions, device, seed, scale,
-    parameters, torch threads, wall time."""
-
-    def __init__(self, chapter: str, scale: str, params: dict, device: str):
-        self.t0 = time.time()
-        self.record = {
-            "chapter": chapter, "scale": scale, "seed": params.get("seed"), "parameters": params,
-            "device": device, "torch_threads": torch.get_num_threads(), "git_commit": git_commit(),
-            "lib_hash": lib_hash(), "host": platform.node(), "platform": platform.platform(),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.t0)),
-        }
-
-    def finish(self) -> dict:
-        self.record["versions"] = package_versions()
-        self.record["wall_time_s"] = round(time.time() - self.t0, 1)
-        # results reused from the cache were computed earlier: say so, with their cost
-        self.record["subruns_computed"] = sum(not reused for _, _, reused in LEDGER)
-        self.record["subruns_reused_from_cache"] = sum(reused for _, _, reused in LEDGER)
-        self.record["compute_time_s"] = round(sum(s for _, s, _ in LEDGER), 1)
-        return self.record

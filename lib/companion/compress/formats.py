@@ -69,10 +69,24 @@ def int_quant(x, bits: int = 8, dim: int = -1, rounding: str = "nearest", genera
     return s * (torch.clamp(_round(x / s, rounding, generator) + z, 0, maxq) - z)
 
 
+def floor_log2(x):
+    """floor(log2 x) for x > 0, exactly: x = m 2^e with m in [0.5, 1) gives e - 1. (torch.log2
+    rounds values just below a power of two up to it, in bf16 always and in fp32 sometimes,
+    which doubles a block scale.)"""
+    _, e = torch.frexp(x)
+    return (e - 1).to(x.dtype)
+
+
+def ceil_log2(x):
+    """ceil(log2 x) for x > 0, exactly (a power of two is its own ceiling)."""
+    m, e = torch.frexp(x)
+    return torch.where(m == 0.5, e - 1, e).to(x.dtype)
+
+
 def hbfp(x, mant_bits: int = 7, block: int = 64, rounding: str = "nearest", generator=None):
     """HBFP with `mant_bits` mantissa bits (7 = "HBFP8", 5 = "HBFP6") and blocks of `block`."""
     xb, n = _blocks(x, block)
-    e = torch.ceil(torch.log2(xb.abs().amax(-1, keepdim=True) + 1e-8))
+    e = ceil_log2(xb.abs().amax(-1, keepdim=True) + 1e-8)
     step = torch.exp2(e - mant_bits)
     top = torch.exp2(e) - step
     q = torch.clamp(step * _round(xb / step, rounding, generator), -top, top)
@@ -81,7 +95,7 @@ def hbfp(x, mant_bits: int = 7, block: int = 64, rounding: str = "nearest", gene
 
 def _element(v, fmt: Element, rounding, generator):
     """v (already divided by the block scale) to the nearest value of the element format."""
-    exp = torch.floor(torch.log2(v.abs().clamp_min(2.0 ** (fmt.emin - 1))))
+    exp = floor_log2(v.abs().clamp_min(2.0 ** (fmt.emin - 1)))
     exp = torch.clamp(exp, min=fmt.emin)  # below the smallest normal: the subnormal grid
     step = torch.exp2(exp - fmt.mbits)
     return torch.clamp(step * _round(v / step, rounding, generator), -fmt.max_normal, fmt.max_normal)
@@ -92,7 +106,7 @@ def mx(x, element: str = "fp8_e4m3", block: int = 32, rounding: str = "nearest",
     fmt = ELEMENTS[element]
     xb, n = _blocks(x, block)
     amax = xb.abs().amax(-1, keepdim=True)
-    shared = torch.floor(torch.log2(torch.where(amax > 0, amax, torch.ones_like(amax)))) - fmt.emax
+    shared = floor_log2(torch.where(amax > 0, amax, torch.ones_like(amax))) - fmt.emax
     scale = torch.exp2(torch.clamp(shared, -127, 127))  # E8M0
     return _unblocks(scale * _element(xb / scale, fmt, rounding, generator), n)
 

@@ -13,7 +13,7 @@ Groups of runs, every training run cached by its configuration:
 * cross-device (Table 2's 80-client column): many clients in clusters of unequal sizes.
 Metrics, claims and figures are in `companion.reports.cobo`.
 """
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -22,84 +22,80 @@ from companion import mnist
 from companion.collab import cobo
 from companion.collab import methods as M
 from companion.collab import partition as P
-from companion.params import ParamError
+from companion.params import ParamError, param
 from companion.results import cached
 
 CHAPTER = "cobo"
 
 
-def _p(default, help, **kw):
-    return field(default=default, metadata=dict(help=help, **kw))
-
-
 @dataclass(frozen=True)
 class Config:
-    seed: int = _p(0, "first seed (client data, label permutations, initialisation, minibatches, pairs)",
+    seed: int = param(0, "first seed (client data, label permutations, initialisation, minibatches, pairs)",
                    range=(0, 2**31 - 1))
-    n_seeds: int = _p(2, "seeds of every cross-silo, sampling and cross-device comparison", range=(1, 100))
+    n_seeds: int = param(2, "seeds of every cross-silo, sampling and cross-device comparison", range=(1, 100))
     # the quadratic example
-    quad_clients: int = _p(8, "clients of the quadratic example (two equal clusters)", range=(4, 1000))
-    quad_dim: int = _p(20, "dimension of the quadratic example", range=(2, 10**5))
-    quad_sep: float = _p(5.0, "distance ||mu_1 - mu_2|| between the two clusters' optima", range=(0.0, 1e4))
-    quad_noise: float = _p(0.5, "standard deviation of the gradient noise (per coordinate)", range=(0.0, 100.0))
-    quad_steps: int = _p(300, "rounds of the quadratic example", range=(10, 10**6))
-    quad_lr: float = _p(0.1, "step size eta of the quadratic example", range=(1e-6, 1.0))
-    quad_rho: float = _p(0.5, "consensus strength rho of the quadratic example", range=(0.0, 100.0))
-    quad_gamma: float = _p(0.01, "weight step gamma of the quadratic example (the vision code's)", range=(0.0, 10.0))
+    quad_clients: int = param(8, "clients of the quadratic example (two equal clusters)", range=(4, 1000))
+    quad_dim: int = param(20, "dimension of the quadratic example", range=(2, 10**5))
+    quad_sep: float = param(5.0, "distance ||mu_1 - mu_2|| between the two clusters' optima", range=(0.0, 1e4))
+    quad_noise: float = param(0.5, "standard deviation of the gradient noise (per coordinate)", range=(0.0, 100.0))
+    quad_steps: int = param(300, "rounds of the quadratic example", range=(10, 10**6))
+    quad_lr: float = param(0.1, "step size eta of the quadratic example", range=(1e-6, 1.0))
+    quad_rho: float = param(0.5, "consensus strength rho of the quadratic example", range=(0.0, 100.0))
+    quad_gamma: float = param(0.01, "weight step gamma of the quadratic example (the vision code's)", range=(0.0, 10.0))
     # cross-silo
-    data: str = _p("digits", "images: digits (scikit-learn 8x8, stratified 75/25 split) or mnist-test-split (the "
+    data: str = param("digits", "images: digits (scikit-learn 8x8, stratified 75/25 split) or mnist-test-split (the "
                    "10,000 MNIST test images as our own 8,000/2,000 split)", choices=("digits", "mnist-test-split"))
-    clusters: int = _p(4, "clusters of the cross-silo set-up (each its own label permutation)", range=(1, 100))
-    clients_per_cluster: int = _p(4, "clients per cluster", range=(1, 1000))
-    per_client: int = _p(168, "training points per client (disjoint within a cluster)", range=(4, 10**6))
-    hidden: tuple[int, ...] = _p((64,), "hidden widths of every client's MLP", range=(1, 10**5))
-    batch: int = _p(32, "minibatch per client and round", range=(1, 10**5))
-    steps: int = _p(4000, "rounds of every cross-silo run", range=(10, 10**7))
-    lr: float = _p(0.05, "step size eta", range=(1e-6, 10.0))
-    beta: float = _p(0.9, "EMA momentum m <- beta m + (1 - beta) g (the official code's)", range=(0.0, 0.999))
-    rho: float = _p(0.1, "CoBo consensus strength rho", range=(0.0, 100.0))
-    gamma: float = _p(0.05, "CoBo weight step gamma (raw inner products: retune with the model size)",
+    clusters: int = param(4, "clusters of the cross-silo set-up (each its own label permutation)", range=(1, 100))
+    clients_per_cluster: int = param(4, "clients per cluster", range=(1, 1000))
+    per_client: int = param(168, "training points per client (disjoint within a cluster)", range=(4, 10**6))
+    hidden: tuple[int, ...] = param((64,), "hidden widths of every client's MLP", range=(1, 10**5))
+    batch: int = param(32, "minibatch per client and round", range=(1, 10**5))
+    steps: int = param(4000, "rounds of every cross-silo run", range=(10, 10**7))
+    lr: float = param(0.05, "step size eta", range=(1e-6, 10.0))
+    beta: float = param(0.9, "EMA momentum m <- beta m + (1 - beta) g (the official code's)", range=(0.0, 0.999))
+    rho: float = param(0.1, "CoBo consensus strength rho", range=(0.0, 100.0))
+    gamma: float = param(0.05, "CoBo weight step gamma (raw inner products: retune with the model size)",
                       range=(0.0, 100.0))
-    schedule: str = _p("mixed_code", "CoBo pair sampling: const (2/n), inv_t (min(1, pair_c/(t+1))), mixed_paper "
+    schedule: str = param("mixed_code", "CoBo pair sampling: const (2/n), inv_t (min(1, pair_c/(t+1))), mixed_paper "
                        "(2/n for 0.2% of the rounds, then min(2/n, pair_c/(t+1))), mixed_code (2/n for 800 rounds, "
                        "then 1/sqrt(t)), none (every pair)", choices=cobo.SCHEDULES)
-    pair_c: float = _p(100.0, "constant c of the O(1/t) schedules", range=(1e-3, 1e9))
-    ditto_lambda: float = _p(1.0, "Ditto's proximal strength lambda (the paper's vision value)", range=(0.0, 1e3))
-    ifca_frac: float = _p(1.0, "IFCA: fraction of the clients sampled per round (the paper's cross-silo: all)",
+    pair_c: float = param(100.0, "constant c of the O(1/t) schedules", range=(1e-3, 1e9))
+    ditto_lambda: float = param(1.0, "Ditto's proximal strength lambda (the paper's vision value)", range=(0.0, 1e3))
+    ifca_frac: float = param(1.0, "IFCA: fraction of the clients sampled per round (the paper's cross-silo: all)",
                           range=(0.0, 1.0))
-    ft_frac: float = _p(0.1, "fine-tuned FedAvg: fraction of the rounds spent fine-tuning locally",
+    ft_frac: float = param(0.1, "fine-tuned FedAvg: fraction of the rounds spent fine-tuning locally",
                         range=(0.0, 1.0))
-    methods: tuple[str, ...] = _p(M.METHODS, "methods of the cross-silo comparison", choices=M.METHODS)
-    snapshots: tuple[int, ...] = _p((0, 100, 300, 1000, 2000), "rounds at which CoBo's W is drawn (and the end)",
+    methods: tuple[str, ...] = param(M.METHODS, "methods of the cross-silo comparison", choices=M.METHODS)
+    snapshots: tuple[int, ...] = param((0, 100, 300, 1000, 2000), "rounds at which CoBo's W is drawn (and the end)",
                                     range=(0, 10**7))
-    eval_every: int = _p(100, "rounds between two test evaluations", range=(1, 10**6))
+    eval_every: int = param(100, "rounds between two test evaluations", range=(1, 10**6))
     # Table 1
-    schedules: tuple[str, ...] = _p(cobo.SCHEDULES, "pair-sampling schedules of the sampling table",
+    schedules: tuple[str, ...] = param(cobo.SCHEDULES, "pair-sampling schedules of the sampling table",
                                     choices=cobo.SCHEDULES)
     # Fig. 2a
-    sweep_steps: int = _p(2000, "rounds of every robustness run", range=(10, 10**7))
-    sweep_per_client: tuple[int, ...] = _p((42, 84, 168, 336), "training points per client (4 x 4 clients)",
+    sweep_steps: int = param(2000, "rounds of every robustness run", range=(10, 10**7))
+    sweep_per_client: tuple[int, ...] = param((42, 84, 168, 336), "training points per client (4 x 4 clients)",
                                            range=(4, 10**6))
-    sweep_clusters: tuple[int, ...] = _p((2, 4, 8), "numbers of clusters (2 clients each)", range=(1, 100))
-    sweep_clients: tuple[int, ...] = _p((2, 4, 6), "clients per cluster (4 clusters)", range=(1, 1000))
-    sweep_methods: tuple[str, ...] = _p(("local", "cobo", "oracle"), "methods of the robustness sweeps",
+    sweep_clusters: tuple[int, ...] = param((2, 4, 8), "numbers of clusters (2 clients each)", range=(1, 100))
+    sweep_clients: tuple[int, ...] = param((2, 4, 6), "clients per cluster (4 clusters)", range=(1, 1000))
+    sweep_methods: tuple[str, ...] = param(("local", "cobo", "oracle"), "methods of the robustness sweeps",
                                         choices=M.METHODS)
-    rho_values: tuple[float, ...] = _p((0.1, 0.3, 1.0), "consensus strengths of the rho figure (cross-silo set-up, "
+    rho_values: tuple[float, ...] = param((0.1, 0.3, 1.0), "consensus strengths of the rho figure (cross-silo set-up, "
                                        "sweep_steps rounds, first seed)", range=(0.0, 100.0))
     # cross-device
-    device_sizes: tuple[int, ...] = _p((2, 2, 3, 3, 4, 4, 5, 5, 6, 6), "cross-device cluster sizes (unequal, like "
+    device_sizes: tuple[int, ...] = param((2, 2, 3, 3, 4, 4, 5, 5, 6, 6), "cross-device cluster sizes (unequal, like "
                                        "the paper's 6, 6, 7, ..., 10)", range=(1, 1000))
-    device_per_client: int = _p(40, "cross-device training points per client", range=(4, 10**6))
-    device_partition: str = _p("permuted", "cross-device clusters: permuted (a label permutation each) or "
+    device_per_client: int = param(40, "cross-device training points per client", range=(4, 10**6))
+    device_partition: str = param("permuted", "cross-device clusters: permuted (a label permutation each) or "
                                "class_groups (each cluster owns device_classes classes, renumbered from 0, so that "
                                "labels collide across clusters as in the paper's 80-client set-up)",
                                choices=("permuted", "class_groups"))
-    device_classes: int = _p(2, "classes per cluster of device_partition=class_groups", range=(2, 10))
-    device_steps: int = _p(3000, "cross-device rounds", range=(10, 10**7))
-    device_methods: tuple[str, ...] = _p(("local", "fedavg", "ft_fedavg", "ditto", "ifca", "cobo", "oracle"),
+    device_classes: int = param(2, "classes per cluster of device_partition=class_groups", range=(2, 10))
+    device_steps: int = param(3000, "cross-device rounds", range=(10, 10**7))
+    device_methods: tuple[str, ...] = param(("local", "fedavg", "ft_fedavg", "ditto", "ifca", "cobo", "oracle"),
                                          "methods of the cross-device comparison (the paper omits FC, O(n²))",
                                          choices=M.METHODS)
-    device_ifca_frac: float = _p(0.1, "cross-device IFCA: fraction of the clients sampled per round (the paper's)",
+    device_ifca_frac: float = param(0.1, "cross-device IFCA: fraction of the clients sampled per round (the paper's)",
                                  range=(0.0, 1.0))
 
     def validate(self):

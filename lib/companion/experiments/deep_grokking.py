@@ -16,7 +16,7 @@ Metrics, claims and figures are in `companion.reports.deep_grokking`.
 """
 import io
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from companion import mnist
 from companion.metrics.features import effective_rank, linear_probe_accuracy, numerical_rank
 from companion.models.mlp import MLP
-from companion.params import ParamError
+from companion.params import ParamError, param
 from companion.results import atomic_write_bytes, cached
 
 CHAPTER = "deep-grokking"
@@ -33,44 +33,40 @@ CHECKPOINT_EVERY = 5000
 N_CLASSES = 10
 
 
-def _p(default, help, **kw):
-    return field(default=default, metadata=dict(help=help, **kw))
-
-
 @dataclass(frozen=True)
 class Config:
-    seed: int = _p(0, "seed of the data split, initialisation and batch order", range=(0, 2**31 - 1))
-    data: str = _p("mnist-test-split", "images: mnist-test-split (offline: train and test drawn with the seed from "
+    seed: int = param(0, "seed of the data split, initialisation and batch order", range=(0, 2**31 - 1))
+    data: str = param("mnist-test-split", "images: mnist-test-split (offline: train and test drawn with the seed from "
                    "the 10,000 MNIST test images), mnist (the paper's: first n_train training images; needs the "
                    "60,000-image file), digits (scikit-learn 8x8, smoke)", choices=mnist.SOURCES)
-    n_test: int = _p(2000, "test images (accuracy and feature ranks are measured on them)", range=(100, 10000))
-    depths: tuple[int, ...] = _p((4, 12), "depths of the sweep (number of Linear layers)", range=(2, 64))
-    steps: tuple[int, ...] = _p((30000, 20000), "optimizer steps per depth (one value: every depth)",
+    n_test: int = param(2000, "test images (accuracy and feature ranks are measured on them)", range=(100, 10000))
+    depths: tuple[int, ...] = param((4, 12), "depths of the sweep (number of Linear layers)", range=(2, 64))
+    steps: tuple[int, ...] = param((30000, 20000), "optimizer steps per depth (one value: every depth)",
                                 range=(10, 10**7))
-    n_train: int = _p(1000, "training images of the depth sweep", range=(50, 60000))
-    weight_decay: float = _p(0.01, "AdamW's decoupled weight decay gamma of the depth sweep", range=(0.0, 1.0))
-    width: int = _p(128, "hidden width (the paper: 400)", range=(8, 8192))
-    alpha: float = _p(8.0, "initialisation scale: every parameter is alpha x PyTorch's default", range=(0.01, 100.0))
-    lr: float = _p(3e-3, "AdamW learning rate (the paper: 1e-3)", range=(1e-6, 1.0))
-    batch_size: int = _p(200, "batch size", range=(1, 60000))
-    dtype: str = _p("float32", "training and rank dtype (the official code: float64); ranks of different dtypes "
+    n_train: int = param(1000, "training images of the depth sweep", range=(50, 60000))
+    weight_decay: float = param(0.01, "AdamW's decoupled weight decay gamma of the depth sweep", range=(0.0, 1.0))
+    width: int = param(128, "hidden width (the paper: 400)", range=(8, 8192))
+    alpha: float = param(8.0, "initialisation scale: every parameter is alpha x PyTorch's default", range=(0.01, 100.0))
+    lr: float = param(3e-3, "AdamW learning rate (the paper: 1e-3)", range=(1e-6, 1.0))
+    batch_size: int = param(200, "batch size", range=(1, 60000))
+    dtype: str = param("float32", "training and rank dtype (the official code: float64); ranks of different dtypes "
                     "are not comparable", choices=("float32", "float64"))
-    rank_rtol: float = _p(0.0, "relative tolerance of the numerical rank; 0 = the official rule, width x eps of "
+    rank_rtol: float = param(0.0, "relative tolerance of the numerical rank; 0 = the official rule, width x eps of "
                           "the dtype", range=(0.0, 1.0))
-    tunnel_frac: float = _p(0.75, "a layer is in the tunnel if its rank is below tunnel_frac x width "
+    tunnel_frac: float = param(0.75, "a layer is in the tunnel if its rank is below tunnel_frac x width "
                             "(the paper: 300 of 400)", range=(0.01, 1.0))
-    n_evals: int = _p(40, "log-spaced evaluations per run", range=(5, 1000))
-    probe_evals: int = _p(4, "evaluations with a linear probe on every layer (log-spaced; 0 = none)",
+    n_evals: int = param(40, "log-spaced evaluations per run", range=(5, 1000))
+    probe_evals: int = param(4, "evaluations with a linear probe on every layer (log-spaced; 0 = none)",
                           range=(0, 100))
-    stage_depth: int = _p(0, "depth of the two-stage run (0 = none)", range=(0, 64))
-    stage_n_train: int = _p(1000, "training images of the two-stage run", range=(50, 60000))
-    stage_weight_decay: float = _p(0.01, "weight decay of the two-stage run", range=(0.0, 1.0))
-    stage_steps: int = _p(20000, "steps of the two-stage run", range=(10, 10**7))
-    regime_depth: int = _p(0, "depth of the weight-decay regime runs (0 = none)", range=(0, 64))
-    regime_n_train: int = _p(2000, "training images of the regime runs", range=(50, 60000))
-    regime_decays: tuple[float, ...] = _p((0.005, 0.01, 0.05), "weight decays of the regime runs",
+    stage_depth: int = param(0, "depth of the two-stage run (0 = none)", range=(0, 64))
+    stage_n_train: int = param(1000, "training images of the two-stage run", range=(50, 60000))
+    stage_weight_decay: float = param(0.01, "weight decay of the two-stage run", range=(0.0, 1.0))
+    stage_steps: int = param(20000, "steps of the two-stage run", range=(10, 10**7))
+    regime_depth: int = param(0, "depth of the weight-decay regime runs (0 = none)", range=(0, 64))
+    regime_n_train: int = param(2000, "training images of the regime runs", range=(50, 60000))
+    regime_decays: tuple[float, ...] = param((0.005, 0.01, 0.05), "weight decays of the regime runs",
                                           range=(0.0, 1.0))
-    regime_steps: int = _p(100000, "steps of the regime runs", range=(10, 10**7))
+    regime_steps: int = param(100000, "steps of the regime runs", range=(10, 10**7))
 
     def validate(self):
         if len(self.steps) not in (1, len(self.depths)):

@@ -19,7 +19,7 @@ Four groups of computations, each cached by its configuration:
 """
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -32,65 +32,61 @@ from companion.influence import solvers as S
 from companion.models.gpt import GPT, GPTConfig
 from companion.models.lora import add_lora
 from companion.optim import schedules
-from companion.params import ParamError
-from companion.results import cached
+from companion.params import ParamError, param
+from companion.results import cached, config_key
 from companion.train import train
 
 CHAPTER = "hyperinf"
 
 
-def _p(default, help, **kw):
-    return field(default=default, metadata=dict(help=help, **kw))
-
-
 @dataclass(frozen=True)
 class Config:
-    seed: int = _p(0, "seed of the synthetic matrices, the data split, the label flips and the fine-tuning",
+    seed: int = param(0, "seed of the synthetic matrices, the data split, the label flips and the fine-tuning",
                    range=(0, 2**31 - 1))
-    conv_dims: tuple[int, ...] = _p((64, 128, 256, 512), "dimensions d of the convergence study", range=(2, 16384))
-    conv_ns: tuple[int, ...] = _p((200, 800, 6400), "sample counts N of the convergence study", range=(2, 10**6))
-    conv_lambda: float = _p(0.01, "damping lambda of the convergence study", range=(1e-8, 10.0))
-    conv_iters: int = _p(40, "iterations of every iterative solver in the convergence study", range=(1, 10**4))
-    kappa_dim: int = _p(256, "dimension of the condition-number sweep", range=(2, 16384))
-    kappas: tuple[float, ...] = _p((1e1, 1e2, 1e3, 1e4, 1e5, 1e6), "condition numbers of the sweep",
+    conv_dims: tuple[int, ...] = param((64, 128, 256, 512), "dimensions d of the convergence study", range=(2, 16384))
+    conv_ns: tuple[int, ...] = param((200, 800, 6400), "sample counts N of the convergence study", range=(2, 10**6))
+    conv_lambda: float = param(0.01, "damping lambda of the convergence study", range=(1e-8, 10.0))
+    conv_iters: int = param(40, "iterations of every iterative solver in the convergence study", range=(1, 10**4))
+    kappa_dim: int = param(256, "dimension of the condition-number sweep", range=(2, 16384))
+    kappas: tuple[float, ...] = param((1e1, 1e2, 1e3, 1e4, 1e5, 1e6), "condition numbers of the sweep",
                                    range=(1.0, 1e12))
-    tol: float = _p(1e-6, "relative-error tolerance of the iteration counts", range=(1e-14, 0.5))
-    timing_dims: tuple[int, ...] = _p((16, 64, 256, 1024), "dimensions of the timing benchmark", range=(2, 16384))
-    timing_iters: int = _p(20, "Schulz and CG iterations in the timing benchmark (the official notebook: 20)",
+    tol: float = param(1e-6, "relative-error tolerance of the iteration counts", range=(1e-14, 0.5))
+    timing_dims: tuple[int, ...] = param((16, 64, 256, 1024), "dimensions of the timing benchmark", range=(2, 16384))
+    timing_iters: int = param(20, "Schulz and CG iterations in the timing benchmark (the official notebook: 20)",
                            range=(1, 1000))
-    d_model: int = _p(64, "width of the pretrained char-GPT", range=(16, 8192))
-    n_layer: int = _p(2, "transformer blocks", range=(1, 96))
-    n_head: int = _p(4, "attention heads", range=(1, 128))
-    seq_len: int = _p(64, "characters per example (and pretraining context)", range=(8, 8192))
-    pretrain_steps: int = _p(1500, "char-LM pretraining steps (AdamW, batch 16)", range=(0, 10**7))
-    pretrain_lr: float = _p(3e-3, "pretraining peak LR (cosine, 5% warmup)", range=(1e-6, 1.0))
-    task: str = _p("garble", "detection task: is the chunk Shakespeare's text or corrupted, by letters replaced at "
+    d_model: int = param(64, "width of the pretrained char-GPT", range=(16, 8192))
+    n_layer: int = param(2, "transformer blocks", range=(1, 96))
+    n_head: int = param(4, "attention heads", range=(1, 128))
+    seq_len: int = param(64, "characters per example (and pretraining context)", range=(8, 8192))
+    pretrain_steps: int = param(1500, "char-LM pretraining steps (AdamW, batch 16)", range=(0, 10**7))
+    pretrain_lr: float = param(3e-3, "pretraining peak LR (cosine, 5% warmup)", range=(1e-6, 1.0))
+    task: str = param("garble", "detection task: is the chunk Shakespeare's text or corrupted, by letters replaced at "
                    "random (garble), swapped letters (typo) or shuffled words (shuffle); or which of `speakers` says "
                    "it (speaker)",
                    choices=("typo", "garble", "shuffle", "speaker"))
-    corruption_rate: float = _p(0.3, "corrupted examples: probability per letter (garble) or per word of five or more "
+    corruption_rate: float = param(0.3, "corrupted examples: probability per letter (garble) or per word of five or more "
                                 "letters (typo)", range=(0.0, 1.0))
-    speakers: tuple[str, ...] = _p(("GLOUCESTER", "DUKE VINCENTIO"), "task speaker: the classes, speakers whose "
+    speakers: tuple[str, ...] = param(("GLOUCESTER", "DUKE VINCENTIO"), "task speaker: the classes, speakers whose "
                                    "speeches are cut into examples")
-    n_train: int = _p(600, "training examples (a fraction noise of them get a flipped label)", range=(20, 10**6))
-    n_val: int = _p(150, "clean validation examples (their mean gradient is v)", range=(5, 10**6))
-    n_test: int = _p(300, "clean test examples (accuracy only)", range=(10, 10**6))
-    noise: float = _p(0.2, "fraction of training labels flipped (binary: 1 - y; else a random other class)",
+    n_train: int = param(600, "training examples (a fraction noise of them get a flipped label)", range=(20, 10**6))
+    n_val: int = param(150, "clean validation examples (their mean gradient is v)", range=(5, 10**6))
+    n_test: int = param(300, "clean test examples (accuracy only)", range=(10, 10**6))
+    noise: float = param(0.2, "fraction of training labels flipped (binary: 1 - y; else a random other class)",
                       range=(0.01, 0.9))
-    ranks: tuple[int, ...] = _p((1, 2, 4, 8, 16), "LoRA ranks r", range=(1, 1024))
-    n_seeds: int = _p(2, "seeds (data split, flips, fine-tuning) per rank", range=(1, 100))
-    ft_steps: int = _p(300, "LoRA fine-tuning steps (AdamW, linear decay to 0)", range=(1, 10**6))
-    ft_lr: float = _p(3e-3, "LoRA fine-tuning LR", range=(1e-7, 1.0))
-    ft_batch: int = _p(32, "fine-tuning batch size", range=(1, 4096))
-    schulz_iters: int = _p(30, "HyperINF Schulz iterations (official: 30)", range=(1, 1000))
-    schulz_init: str = _p("official", "HyperINF initialisation: official (5e-5 I) or frobenius (I / ||A||_F)",
+    ranks: tuple[int, ...] = param((1, 2, 4, 8, 16), "LoRA ranks r", range=(1, 1024))
+    n_seeds: int = param(2, "seeds (data split, flips, fine-tuning) per rank", range=(1, 100))
+    ft_steps: int = param(300, "LoRA fine-tuning steps (AdamW, linear decay to 0)", range=(1, 10**6))
+    ft_lr: float = param(3e-3, "LoRA fine-tuning LR", range=(1e-7, 1.0))
+    ft_batch: int = param(32, "fine-tuning batch size", range=(1, 4096))
+    schulz_iters: int = param(30, "HyperINF Schulz iterations (official: 30)", range=(1, 1000))
+    schulz_init: str = param("official", "HyperINF initialisation: official (5e-5 I) or frobenius (I / ||A||_F)",
                           choices=("official", "frobenius"))
-    extra_damping: float = _p(1e-3, "HyperINF extra damping delta (official: 1e-3)", range=(0.0, 1.0))
-    lambda_const: float = _p(10.0, "damping lambda_l = mean squared gradient / lambda_const (official: 10)",
+    extra_damping: float = param(1e-3, "HyperINF extra damping delta (official: 1e-3)", range=(0.0, 1.0))
+    lambda_const: float = param(10.0, "damping lambda_l = mean squared gradient / lambda_const (official: 10)",
                              range=(1e-3, 1e6))
-    lissa_iters: int = _p(10, "LiSSA iterations (official: 10)", range=(1, 10**4))
-    gfim_dim: int = _p(16, "input dimension of the GFIM/FIM structure figure", range=(2, 256))
-    gfim_rank: int = _p(4, "rank of the GFIM/FIM structure figure", range=(1, 64))
+    lissa_iters: int = param(10, "LiSSA iterations (official: 10)", range=(1, 10**4))
+    gfim_dim: int = param(16, "input dimension of the GFIM/FIM structure figure", range=(2, 256))
+    gfim_rank: int = param(4, "rank of the GFIM/FIM structure figure", range=(1, 64))
 
     def validate(self):
         if len(self.speakers) < 2 or len(set(self.speakers)) != len(self.speakers):
@@ -135,6 +131,18 @@ def spectrum_matrix(d: int, kappa: float, seed: int):
     Q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
     lam = torch.logspace(0, -math.log10(kappa), d, dtype=torch.float64)
     return (Q * lam) @ Q.T, torch.randn(d, generator=g, dtype=torch.float64)
+
+
+# Config fields by study, for the cache keys (built by exclusion: results.config_key)
+CONVERGENCE = ("conv_dims", "conv_ns", "conv_lambda", "conv_iters")
+KAPPA = ("kappa_dim", "kappas", "tol")
+TIMING = ("timing_dims", "timing_iters")
+GFIM = ("gfim_dim", "gfim_rank")
+SYNTHETIC = CONVERGENCE + KAPPA + TIMING + GFIM
+BACKBONE = ("d_model", "n_layer", "n_head", "seq_len", "pretrain_steps", "pretrain_lr")
+DETECTION = ("task", "corruption_rate", "speakers", "n_train", "n_val", "n_test", "noise", "ranks", "n_seeds",
+             "ft_steps", "ft_lr", "ft_batch", "schulz_iters", "schulz_init", "extra_damping", "lambda_const",
+             "lissa_iters")
 
 
 def convergence(cfg: Config) -> list:
@@ -290,7 +298,7 @@ class _Runner:
         self.corpus = CharCorpus(self.text)
         self.gcfg = GPTConfig(vocab_size=self.corpus.vocab_size, seq_len=cfg.seq_len, n_layer=cfg.n_layer,
                               n_head=cfg.n_head, d_model=cfg.d_model, style="gpt2")
-        self.key = {k: getattr(cfg, k) for k in ("seed", "pretrain_steps", "pretrain_lr")} | {"model": asdict(self.gcfg)}
+        self.key = config_key(cfg, drop=SYNTHETIC + DETECTION) | {"model": asdict(self.gcfg)}
         self.n_classes = len(cfg.speakers) if cfg.task == "speaker" else 2
 
     def pretrained(self) -> dict:
@@ -353,9 +361,8 @@ class _Runner:
 
     def detection(self, r: int, seed: int) -> dict:
         c = self.cfg
-        key = self.key | {k: getattr(c, k) for k in ("task", "corruption_rate", "speakers", "n_train", "n_test",
-                                                      "n_val", "noise", "ft_steps", "ft_lr", "ft_batch", "schulz_iters", "schulz_init", "extra_damping",
-                                                      "lambda_const", "lissa_iters")} | {"r": r, "data_seed": seed}
+        key = config_key(c, drop=SYNTHETIC + ("ranks", "n_seeds")) | {"model": asdict(self.gcfg), "r": r,
+                                                                     "data_seed": seed}
 
         def compute(ckpt):
             data = self.data(seed)
@@ -401,13 +408,15 @@ class _Runner:
 def run(cfg: Config, dev, progress: bool = True) -> dict:
     """Everything the chapter shows, in the order of its sections."""
     r = _Runner(cfg, dev, progress)
-    synth = {k: getattr(cfg, k) for k in ("seed", "conv_dims", "conv_ns", "conv_lambda", "conv_iters")}
+    # the synthetic studies read none of the model's, the pre-training's or the detection's fields
+    other = BACKBONE + DETECTION
     return {
-        "convergence": cached(CHAPTER, "convergence", synth, lambda ckpt: convergence(cfg)),
-        "kappa": cached(CHAPTER, "kappa", {k: getattr(cfg, k) for k in ("seed", "kappa_dim", "kappas", "tol",
-                                                                         "conv_iters")},
+        "convergence": cached(CHAPTER, "convergence", config_key(cfg, drop=other + KAPPA + TIMING + GFIM),
+                              lambda ckpt: convergence(cfg)),
+        "kappa": cached(CHAPTER, "kappa", config_key(cfg, drop=other + TIMING + GFIM + ("conv_dims", "conv_ns",
+                                                                                        "conv_lambda")),
                         lambda ckpt: kappa_sweep(cfg)),
-        "timing": cached(CHAPTER, "timing", {k: getattr(cfg, k) for k in ("seed", "timing_dims", "timing_iters")},
+        "timing": cached(CHAPTER, "timing", config_key(cfg, drop=other + KAPPA + GFIM + CONVERGENCE),
                          lambda ckpt: timings(cfg)),
         "gfim": gfim_structure(cfg),
         "pretrain_history": r.pretrained()["history"],

@@ -20,7 +20,7 @@ Two levels, as in the paper:
 Every run is cached by its configuration; metrics, claims and figures are in
 `companion.reports.sparsity_quantization`.
 """
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -30,8 +30,8 @@ from companion.compress.layers import Spec, compress_model
 from companion.data import CharCorpus
 from companion.models.gpt import GPT, GPTConfig
 from companion.optim import schedules
-from companion.params import ParamError
-from companion.results import cached
+from companion.params import ParamError, param
+from companion.results import cached, config_key
 from companion.train import evaluate, train
 
 CHAPTER = "sparsity-quantization"
@@ -39,42 +39,38 @@ CHECKPOINT_EVERY = 500
 SPARSITIES = ("50%", "75%", "2:4", "1:4", "2:8", "4:8")
 
 
-def _p(default, help, **kw):
-    return field(default=default, metadata=dict(help=help, **kw))
-
-
 @dataclass(frozen=True)
 class Config:
-    seed: int = _p(0, "seed of initialisation, data order and random tensors", range=(0, 2**31 - 1))
-    d_model: int = _p(64, "model width", range=(16, 8192))
-    n_layer: int = _p(4, "number of transformer blocks", range=(1, 96))
-    n_head: int = _p(4, "attention heads", range=(1, 128))
-    seq_len: int = _p(64, "context length in characters", range=(8, 8192))
-    batch_size: int = _p(16, "sequences per optimizer step", range=(2, 4096))
-    steps: int = _p(2500, "pretraining steps of the dense model", range=(10, 10**7))
-    lr: float = _p(3e-3, "pretraining peak LR (AdamW, cosine to 10% after 5% warmup)", range=(1e-6, 1.0))
-    weight_decay: float = _p(0.1, "AdamW weight decay on Linear weights", range=(0.0, 1.0))
-    eval_batches: int = _p(16, "fixed validation batches (the metric: val cross-entropy, nats/char)",
+    seed: int = param(0, "seed of initialisation, data order and random tensors", range=(0, 2**31 - 1))
+    d_model: int = param(64, "model width", range=(16, 8192))
+    n_layer: int = param(4, "number of transformer blocks", range=(1, 96))
+    n_head: int = param(4, "attention heads", range=(1, 128))
+    seq_len: int = param(64, "context length in characters", range=(8, 8192))
+    batch_size: int = param(16, "sequences per optimizer step", range=(2, 4096))
+    steps: int = param(2500, "pretraining steps of the dense model", range=(10, 10**7))
+    lr: float = param(3e-3, "pretraining peak LR (AdamW, cosine to 10% after 5% warmup)", range=(1e-6, 1.0))
+    weight_decay: float = param(0.1, "AdamW weight decay on Linear weights", range=(0.0, 1.0))
+    eval_batches: int = param(16, "fixed validation batches (the metric: val cross-entropy, nats/char)",
                            range=(1, 10**4))
-    sparsities: tuple[str, ...] = _p(("50%", "2:4"), "model-level sparsities: P% unstructured per tensor or N:M "
+    sparsities: tuple[str, ...] = param(("50%", "2:4"), "model-level sparsities: P% unstructured per tensor or N:M "
                                      "along the input dimension", choices=SPARSITIES)
-    formats: tuple[str, ...] = _p(FORMATS, "model-level number formats (one-shot grid)",
+    formats: tuple[str, ...] = param(FORMATS, "model-level number formats (one-shot grid)",
                                   choices=FORMATS)
-    ft_formats: tuple[str, ...] = _p(("hbfp6", "mxfp6", "int4", "hbfp4", "mxfp4"),
+    ft_formats: tuple[str, ...] = param(("hbfp6", "mxfp6", "int4", "hbfp4", "mxfp4"),
                                      "formats fine-tuned quantization-aware in both orders (subset of formats)",
                                      choices=FORMATS)
-    finetune_steps: int = _p(200, "fine-tuning steps (sparse and quantization-aware)", range=(0, 10**6))
-    finetune_lr: float = _p(3e-4, "fine-tuning LR (AdamW, linear decay to 0, the paper's schedule)",
+    finetune_steps: int = param(200, "fine-tuning steps (sparse and quantization-aware)", range=(0, 10**6))
+    finetune_lr: float = param(3e-4, "fine-tuning LR (AdamW, linear decay to 0, the paper's schedule)",
                             range=(1e-7, 1.0))
-    act_quant: bool = _p(True, "quantize every compressed Linear's input too (the paper: yes)")
-    error_batches: int = _p(2, "validation batches of the per-layer error measurements", range=(1, 1000))
-    tensor_shape: tuple[int, ...] = _p((256, 1024), "rows,cols of the random tensors", range=(8, 1 << 16))
-    tensor_df: float = _p(4.0, "degrees of freedom of the Student-t random tensors (heavy tails)",
+    act_quant: bool = param(True, "quantize every compressed Linear's input too (the paper: yes)")
+    error_batches: int = param(2, "validation batches of the per-layer error measurements", range=(1, 1000))
+    tensor_shape: tuple[int, ...] = param((256, 1024), "rows,cols of the random tensors", range=(8, 1 << 16))
+    tensor_df: float = param(4.0, "degrees of freedom of the Student-t random tensors (heavy tails)",
                           range=(1.0, 1000.0))
-    n_tensors: int = _p(4, "random tensors per (sparsity, format)", range=(1, 1000))
-    tensor_sparsities: tuple[str, ...] = _p(("50%", "2:4", "1:4", "2:8"), "tensor-level sparsities",
+    n_tensors: int = param(4, "random tensors per (sparsity, format)", range=(1, 1000))
+    tensor_sparsities: tuple[str, ...] = param(("50%", "2:4", "1:4", "2:8"), "tensor-level sparsities",
                                             choices=SPARSITIES)
-    stochastic_seeds: int = _p(4, "stochastic-rounding seeds per tensor, sparsity and format", range=(0, 1000))
+    stochastic_seeds: int = param(4, "stochastic-rounding seeds per tensor, sparsity and format", range=(0, 1000))
 
     def validate(self):
         if self.d_model % self.n_head:
@@ -200,15 +196,20 @@ def linear_inputs(model, batches, dev) -> dict:
     return {name: (weights[name].weight.detach(), torch.cat(xs)) for name, xs in seen.items()}
 
 
+TENSOR_FIELDS = ("tensor_shape", "tensor_df", "n_tensors", "tensor_sparsities", "stochastic_seeds")
+
+
 class _Runner:
     def __init__(self, cfg: Config, corpus: CharCorpus, dev, progress: bool):
         self.cfg, self.corpus, self.dev, self.progress = cfg, corpus, dev, progress
         self.val = corpus.val_batches(cfg.eval_batches, cfg.batch_size, cfg.seq_len)
         self.gcfg = GPTConfig(vocab_size=corpus.vocab_size, seq_len=cfg.seq_len, n_layer=cfg.n_layer,
                               n_head=cfg.n_head, d_model=cfg.d_model, style="gpt2")
-        pre = ("seed", "d_model", "n_layer", "n_head", "seq_len", "batch_size", "steps", "lr", "weight_decay")
-        self.key = {k: getattr(cfg, k) for k in pre} | {"model": asdict(self.gcfg)}
-        self.ft_key = self.key | {k: getattr(cfg, k) for k in ("finetune_steps", "finetune_lr", "act_quant")}
+        # keys by exclusion (results.config_key): the fields of the grids, of the tensor study
+        # and of the fine-tuning are not read by the dense pre-training
+        grids = ("sparsities", "formats", "ft_formats", "error_batches") + TENSOR_FIELDS
+        self.key = config_key(cfg, drop=grids + ("finetune_steps", "finetune_lr")) | {"model": asdict(self.gcfg)}
+        self.ft_key = config_key(cfg, drop=grids) | {"model": asdict(self.gcfg)}
 
     def model(self, state=None, spec: Spec = Spec()):
         torch.manual_seed(self.cfg.seed)
@@ -310,9 +311,8 @@ def run(cfg: Config, dev, progress: bool = True) -> dict:
     dense = r.dense()
     weights = {name: m.weight.detach().cpu() for name, m in r.model(dense["state"]).named_modules()
                if isinstance(m, torch.nn.Linear) and not name.endswith("lm_head")}
-    tensor_fields = ("tensor_shape", "tensor_df", "n_tensors", "tensor_sparsities", "stochastic_seeds")
-    key = {k: v for k, v in asdict(cfg).items() if k not in tensor_fields} | {"model": r.key["model"]}
-    tkey = r.key | {k: getattr(cfg, k) for k in tensor_fields}
+    key = config_key(cfg, drop=TENSOR_FIELDS) | {"model": r.key["model"]}
+    tkey = r.key | {k: getattr(cfg, k) for k in TENSOR_FIELDS}
     return {
         "params": GPT(r.gcfg).num_params(),
         "dense_history": dense["history"],

@@ -14,7 +14,7 @@ and the representation-change probe; the high-LR AdamW runs also measure the gra
 All runs share the initialisation and the data order. `run` is pure compute, each run cached
 by its configuration; metrics, claims and figures are in `companion.reports.warmup`.
 """
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -25,7 +25,7 @@ from companion.metrics.updates import UpdateProbe
 from companion.models.gpt import GPT, GPTConfig
 from companion.optim import schedules
 from companion.optim.lion import LionA, LionAR
-from companion.params import ParamError
+from companion.params import ParamError, param
 from companion.results import cached
 from companion.train import evaluate, train
 
@@ -33,44 +33,40 @@ CHAPTER = "warmup"
 CHECKPOINT_EVERY = 250
 
 
-def _p(default, help, **kw):
-    return field(default=default, metadata=dict(help=help, **kw))
-
-
 @dataclass(frozen=True)
 class Config:
-    seed: int = _p(0, "seed of initialisation and data order", range=(0, 2**31 - 1))
-    d_model: int = _p(64, "model width", range=(16, 8192))
-    n_layer: int = _p(2, "number of transformer blocks", range=(1, 96))
-    n_head: int = _p(4, "attention heads", range=(1, 128))
-    seq_len: int = _p(64, "context length in characters", range=(8, 8192))
-    batch_size: int = _p(16, "sequences per optimizer step", range=(2, 4096))
-    steps: int = _p(1000, "optimizer steps N of every run", range=(20, 10**7))
-    cooldown_frac: float = _p(0.5, "linear cooldown length as a fraction of N (the paper: half)", range=(0.0, 0.9))
-    warmups: tuple[float, ...] = _p((0.0, 0.02, 0.05, 0.1, 0.2), "warmup lengths of the AdamW grid, fractions of N",
+    seed: int = param(0, "seed of initialisation and data order", range=(0, 2**31 - 1))
+    d_model: int = param(64, "model width", range=(16, 8192))
+    n_layer: int = param(2, "number of transformer blocks", range=(1, 96))
+    n_head: int = param(4, "attention heads", range=(1, 128))
+    seq_len: int = param(64, "context length in characters", range=(8, 8192))
+    batch_size: int = param(16, "sequences per optimizer step", range=(2, 4096))
+    steps: int = param(1000, "optimizer steps N of every run", range=(20, 10**7))
+    cooldown_frac: float = param(0.5, "linear cooldown length as a fraction of N (the paper: half)", range=(0.0, 0.9))
+    warmups: tuple[float, ...] = param((0.0, 0.02, 0.05, 0.1, 0.2), "warmup lengths of the AdamW grid, fractions of N",
                                     range=(0.0, 0.5))
-    ref_warmup: float = _p(0.05, "the warmup compared with none in every paired comparison", range=(0.001, 0.5))
-    adamw_lrs: tuple[float, ...] = _p((1e-3, 3e-3, 1e-2), "peak LRs of the AdamW grid; the largest is the "
+    ref_warmup: float = param(0.05, "the warmup compared with none in every paired comparison", range=(0.001, 0.5))
+    adamw_lrs: tuple[float, ...] = param((1e-3, 3e-3, 1e-2), "peak LRs of the AdamW grid; the largest is the "
                                       "'high LR' of the claims", range=(1e-6, 1.0))
-    weight_decay: float = _p(0.1, "decoupled weight decay lambda (AdamW and Lion variants)", range=(0.0, 1.0))
-    decay_embeddings: bool = _p(True, "decay every tensor with >= 2 dims, embeddings included (nanoGPT); "
+    weight_decay: float = param(0.1, "decoupled weight decay lambda (AdamW and Lion variants)", range=(0.0, 1.0))
+    decay_embeddings: bool = param(True, "decay every tensor with >= 2 dims, embeddings included (nanoGPT); "
                                 "false: Linear weights only")
-    beta2: float = _p(0.95, "AdamW beta2 (beta1 = 0.9)", range=(0.5, 0.99999))
-    clip: float = _p(1.0, "gradient-norm clipping (0 = off)", range=(0.0, 1e6))
-    liona_lrs: tuple[float, ...] = _p((1e-2, 3e-2), "LionA peak LRs (update RMS fixed to AdamW's equilibrium "
+    beta2: float = param(0.95, "AdamW beta2 (beta1 = 0.9)", range=(0.5, 0.99999))
+    clip: float = param(1.0, "gradient-norm clipping (0 = off)", range=(0.0, 1e6))
+    liona_lrs: tuple[float, ...] = param((1e-2, 3e-2), "LionA peak LRs (update RMS fixed to AdamW's equilibrium "
                                       "RMS); the first is its reference LR", range=(1e-6, 1.0))
-    lionar_lrs: tuple[float, ...] = _p((3e-2, 1e-1), "LionAR peak LRs (the angle per step grows as their square "
+    lionar_lrs: tuple[float, ...] = param((3e-2, 1e-1), "LionAR peak LRs (the angle per step grows as their square "
                                        "root); the first is the LR of the recipe and kappa runs", range=(1e-6, 1.0))
-    lionar_rho: float = _p(0.0, "LionAR moving average of the update norm (0 = exact per-step normalisation)",
+    lionar_rho: float = param(0.0, "LionAR moving average of the update norm (0 = exact per-step normalisation)",
                            range=(0.0, 0.9999))
-    high_momentum: float = _p(0.98, "beta1 = beta2 of the no-warmup LionAR recipe (with Nesterov and inverse "
+    high_momentum: float = param(0.98, "beta1 = beta2 of the no-warmup LionAR recipe (with Nesterov and inverse "
                               "bias correction)", range=(0.5, 0.9999))
-    snr_micro: int = _p(4, "micro-batches for the gradient SNR estimate", range=(2, 4096))
-    probe_every: int = _p(10, "steps between update-probe samples (after the first probe_dense steps)",
+    snr_micro: int = param(4, "micro-batches for the gradient SNR estimate", range=(2, 4096))
+    probe_every: int = param(10, "steps between update-probe samples (after the first probe_dense steps)",
                           range=(1, 10**6))
-    probe_dense: int = _p(20, "first steps sampled by the probes at every step", range=(1, 10**6))
-    eval_every: int = _p(100, "steps between validation evaluations", range=(1, 10**6))
-    eval_batches: int = _p(16, "fixed validation batches", range=(1, 10**4))
+    probe_dense: int = param(20, "first steps sampled by the probes at every step", range=(1, 10**6))
+    eval_every: int = param(100, "steps between validation evaluations", range=(1, 10**6))
+    eval_batches: int = param(16, "fixed validation batches", range=(1, 10**4))
 
     def validate(self):
         n_cool = int(self.cooldown_frac * self.steps)

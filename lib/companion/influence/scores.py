@@ -90,9 +90,6 @@ def detection_curve(scores, noisy):
 
 
 def roc_auc(scores, noisy) -> float:
-    """P(score of a noisy point > score of a clean one) + half the ties (Mann-Whitney U)."""
-    s = scores.double()
-    pos, neg = s[noisy.bool()], s[~noisy.bool()]
-    greater = (pos[:, None] > neg[None, :]).double().mean()
-    ties = (pos[:, None] == neg[None, :]).double().mean()
-    return (greater + 0.5 * ties).item()
+    """P(score of a noisy point > score of a clean one) + half the ties (scikit-learn's ROC AUC)."""
+    from sklearn.metrics import roc_auc_score
+    return float(roc_auc_score(noisy.bool().numpy(), scores.double().numpy()))

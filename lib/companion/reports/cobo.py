@@ -10,7 +10,7 @@ import torch
 from companion import claims as C
 from companion.collab import cobo
 from companion.experiments.cobo import Config
-from companion.plotting import colors
+from companion.plotting import colors, panels
 
 LABELS = {"local": "Local", "fedavg": "FedAvg", "ft_fedavg": "fine-tuned FedAvg", "ditto": "Ditto", "ifca": "IFCA",
           "fc": "Federated Clustering", "cobo": "CoBo", "oracle": "Oracle"}
@@ -244,7 +244,7 @@ def quadratic_figure(res: dict, cfg: Config):
     the disc with diameter [μ_i, μ_j], so w* = 0 there and 1 outside. (b) CoBo's weights over the
     rounds of the quadratic example. (c) Distance of every client to its cluster's optimum."""
     q = res["quadratic"]
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(11.5, 3.4))
+    fig, (a, b, c) = panels(3, row_height=3.2)
     g = np.linspace(-2.2, 2.2, 301)
     X, Y = np.meshgrid(g, g)
     mi, mj = np.array([-1.0, 0.0]), np.array([1.0, 0.0])
@@ -300,7 +300,7 @@ def weights_figure(rows: list, cfg: Config):
     r = next(r for r in rows if r["method"] == "cobo")
     snaps = r["result"]["snapshots"]
     ts = sorted(snaps)
-    fig, axes = plt.subplots(1, len(ts) + 1, figsize=(2.0 * (len(ts) + 1), 2.4))
+    fig, axes = panels(len(ts) + 1, ncols=3, row_height=2.3)
     n = len(r["result"]["same"])
     for ax, t in zip(axes, ts):
         W = snaps[t].clone().float()
@@ -319,7 +319,7 @@ def weights_figure(rows: list, cfg: Config):
 def sweep_figure(res: dict, cfg: Config):
     """Fig. 2a analogue: final mean accuracy vs data per client, number of clusters (2 clients
     each) and clients per cluster (4 clusters), per method."""
-    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.3), sharey=True)
+    fig, axes = panels(3, row_height=3.0)
     specs = (("sweep_data", "per_client", "training points per client"),
              ("sweep_clusters", "clusters", "clusters (2 clients each)"),
              ("sweep_clients", "clients", "clients per cluster (4 clusters)"))
@@ -332,7 +332,8 @@ def sweep_figure(res: dict, cfg: Config):
                     ls="--" if m == "oracle" else "-")
         ax.set(xlabel=label)
         ax.set_xticks(list(s.index))
-    axes[0].set(ylabel="mean test accuracy (%)")
+    for ax in axes[::2]:
+        ax.set(ylabel="mean test accuracy (%)")
     axes[-1].legend(fontsize="x-small")
     fig.tight_layout()
     return fig
@@ -340,7 +341,7 @@ def sweep_figure(res: dict, cfg: Config):
 
 def rho_figure(res: dict):
     """CoBo at several consensus strengths rho: cluster recovery and mean accuracy vs round."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.2))
+    fig, (a, b) = panels(2, ncols=1, row_height=3.0)
     rows = res["rho"]
     col = colors(len(rows))
     for k, r in enumerate(rows):

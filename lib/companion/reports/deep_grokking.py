@@ -11,7 +11,7 @@ from companion import claims as C
 from companion.experiments.deep_grokking import Config
 from companion.metrics import grokking as G
 from companion.metrics.features import tunnel_length
-from companion.plotting import colors
+from companion.plotting import colors, panels
 
 CHANCE = 0.1
 PEN = -2  # the second-to-last Linear layer, whose rank the paper's Fig. 5 shows
@@ -230,11 +230,12 @@ def _acc(ax, run, s, color=None, legend=True):
 def accuracy_by_depth(res, m):
     """Fig. 2 (top row) analogue: train and test accuracy vs step, one panel per depth."""
     names = list(res["depth"])
-    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 2.8), sharey=True, squeeze=False)
-    for ax, n in zip(axes[0], names):
-        _acc(ax, res["depth"][n], m["runs"][n], legend=ax is axes[0][0])
+    fig, axes = panels(len(names), row_height=2.8, sharey=True)
+    for ax, n in zip(axes, names):
+        _acc(ax, res["depth"][n], m["runs"][n], legend=ax is axes[0])
         ax.set_title(_label(m["runs"][n]))
-    axes[0][0].set_ylabel("accuracy")
+    for ax in axes[::2]:
+        ax.set_ylabel("accuracy")
     fig.tight_layout()
     return fig
 

@@ -11,7 +11,7 @@ import torch
 from companion import claims as C
 from companion.experiments.hyperinf import Config, iterations_to_tol
 from companion.influence import scores as I
-from companion.plotting import colors
+from companion.plotting import WIDTH, colors
 
 SCHULZ, SCHULZ_OFFICIAL = "schulz (I/‖A‖_F)", "schulz (official 5e-5·I)"
 LABELS = {"tracin": "TracIn (v only)", "hyperinf": "HyperINF", "exact_gfim": "exact GFIM inverse",
@@ -25,10 +25,9 @@ PAPER_GPU = {"torch.linalg.inv": {16: 0.0295, 64: 0.0074, 256: 0.00156, 1024: 0.
 
 
 def spearman(a, b) -> float:
-    ra = torch.argsort(torch.argsort(torch.as_tensor(a))).double()
-    rb = torch.argsort(torch.argsort(torch.as_tensor(b))).double()
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    return (ra @ rb / (ra.norm() * rb.norm())).item()
+    """Spearman's rank correlation (scipy: ties get their average rank)."""
+    from scipy.stats import spearmanr
+    return float(spearmanr(torch.as_tensor(a).double().numpy(), torch.as_tensor(b).double().numpy()).statistic)
 
 
 def convergence_table(res, tol) -> pd.DataFrame:
@@ -198,7 +197,7 @@ def convergence_figure(res, cfg: Config):
     DataInf's (iteration-free) error as a dashed line of the same colour."""
     conv = {(r["d"], r["n"], r["method"]): r["errors"] for r in res["convergence"]}
     ns, ds = cfg.conv_ns, cfg.conv_dims
-    fig, axes = plt.subplots(len(ROWS), len(ns), figsize=(2.6 * len(ns) + 0.8, 1.9 * len(ROWS)), sharex=True,
+    fig, axes = plt.subplots(len(ROWS), len(ns), figsize=(WIDTH, 2.1 * len(ROWS) + 0.6), sharex=True,
                              sharey=True, squeeze=False)
     c = colors(len(ds))
     for i, method in enumerate(ROWS):
@@ -217,8 +216,9 @@ def convergence_figure(res, cfg: Config):
                 ax.set_ylabel(method, fontsize="small")
             if i == len(ROWS) - 1:
                 ax.set_xlabel("iteration")
-    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="x-small", loc="lower center", ncol=len(ds), bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 

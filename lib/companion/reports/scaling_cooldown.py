@@ -1,17 +1,29 @@
-"""The scaling-cooldown chapter's report: metrics from the run's results, the paper's
-claims checked on them, and the figures (each function returns a matplotlib figure; the
-notebook shows, captions and saves it). Nothing here trains: editing it never
-invalidates cached results."""
+"""The scaling-cooldown chapter's report: metrics from the run's results and the paper's
+claims checked on them, per seed (figures: `scaling_cooldown_figures`). Nothing here
+trains: editing it never invalidates cached results.
+
+Perplexity gaps are ppl_a / ppl_b - 1 = exp(L_a - L_b) - 1 (the paper speaks of
+perplexity); loss differences are in nats per character.
+"""
 import math
 
-import matplotlib.pyplot as plt
-import torch
+import numpy as np
+from scipy import stats
 
 from companion import claims as C
 from companion.experiments.scaling_cooldown import Config, branch_point
-from companion.optim import schedules
-from companion.plotting import colors
 
+MATCH = 0.02  # "matches": within ±2% in perplexity (the paper's ≈0.3 ppl at 17-19 ppl, rounded up)
+
+
+def ppl_gap(loss_a: float, loss_b: float) -> float:
+    """ppl(a) / ppl(b) - 1."""
+    return math.exp(loss_a - loss_b) - 1
+
+
+def worst(values) -> float:
+    """The value of largest magnitude, with its sign (for two-sided tests over several lengths)."""
+    return max(values, key=abs)
 
 
 def branch_difference(trunk, branch, fresh) -> float:
@@ -25,287 +37,256 @@ def branch_difference(trunk, branch, fresh) -> float:
     return max(diffs) if len(joined) == len(fresh.train_loss) else math.inf
 
 
-def metrics(res: dict, cfg: Config) -> dict:
-    """The numbers the claims and figures use (no timings, so equal seeds give equal files)."""
+def seed_metrics(m: dict, cfg: Config) -> dict:
+    """The numbers of one seed's main-size runs."""
     T0, T_max, f = cfg.targets[0], cfg.targets[-1], cfg.cooldown_frac
-    m = res["sizes"][res["main"]]
-    out = {"targets": list(cfg.targets), "main_size": res["main"], "sizes": {}}
-    for name, s in res["sizes"].items():
-        # steps actually trained: one cosine per length vs trunk to the last branch point + cooldowns
-        steps_cos = sum(len(h.steps) for h in s["cosine"].values())
-        steps_cd = branch_point(T_max, f) + sum(len(h.steps) for h in s["cooldown"].values())
-        out["sizes"][name] = {
-            "params": s["params"], "flops_per_step": s["flops_per_step"], "initial_val": s["initial_val"],
-            "cosine_final": {str(T): s["cosine"][T].final_val for T in cfg.targets},
-            "cooldown_final": {str(T): s["cooldown"][T].final_val for T in cfg.targets},
-            "constant_final": s["trunk"].final_val,
-            "compute_ratio": steps_cd / steps_cos,  # the flops per step are shared, so FLOPs ratio = steps ratio
-        }
-    sizes = out["sizes"].values()
-    gaps = [s["cooldown_final"][str(T)] / s["cosine_final"][str(T)] - 1 for s in sizes for T in cfg.targets]
-    main_gaps = [m["cooldown"][T].final_val / m["cosine"][T].final_val - 1 for T in cfg.targets]
-    x = torch.tensor([math.exp(s["cooldown_final"][str(T)]) for s in sizes for T in cfg.targets])
-    y = torch.tensor([math.exp(s["cosine_final"][str(T)]) for s in sizes for T in cfg.targets])
-    slope = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
-    swa = m["swa"]["val"][-1]
-    const = m["trunk"].final_val
-    cd = m["cooldown"][T_max].final_val
+    cos = {T: m["cosine"][T].final_val for T in cfg.targets}
+    cd = {T: m["cooldown"][T].final_val for T in cfg.targets}
+    lin = {T: m["linear"][T].final_val for T in cfg.targets}
+    const, swa = m["trunk"].final_val, m["swa"]["val"][-1]
     fr = sorted(m["sweep"])
-    out.update({
+    out = {
         "initial_val": m["initial_val"],
-        "cd_vs_cos_rel_gap": main_gaps,
-        "cd_vs_cos_rel_gap_max": max(main_gaps),
-        "sqrt_minus_linear": cd - m["linear"].final_val,
-        "constant_final": const,
-        "swa_final": swa,
-        "swa_best_horizon_final": min(m["swa"]["horizon_val"].values()),
-        "cooldown_final": cd,
-        "swa_minus_constant": swa - const,
-        "cooldown_minus_swa": cd - swa,
-        "swa_gap_closed": (const - swa) / (const - cd) if const != cd else float("nan"),
-        # the longest cosine stopped at each shorter length minus the cosine of that length
-        "cycle_mismatch_per_length": {str(T): m["cosine"][T_max].val_at(T) - m["cosine"][T].final_val
-                                      for T in cfg.targets[:-1]},
+        "cosine_final": {str(T): cos[T] for T in cfg.targets},
+        "cooldown_final": {str(T): cd[T] for T in cfg.targets},
+        "linear_final": {str(T): lin[T] for T in cfg.targets},
+        "cd_vs_cos_ppl": {str(T): ppl_gap(cd[T], cos[T]) for T in cfg.targets},
+        "cd_minus_cos": {str(T): cd[T] - cos[T] for T in cfg.targets},
+        "cd_vs_cos_ppl_worst": worst([ppl_gap(cd[T], cos[T]) for T in cfg.targets]),
+        "cd_vs_cos_ppl_min": min(ppl_gap(cd[T], cos[T]) for T in cfg.targets),
+        "cd_vs_cos_ppl_max": max(ppl_gap(cd[T], cos[T]) for T in cfg.targets),
+        "cd_vs_cos_ppl_longest": ppl_gap(cd[T_max], cos[T_max]),
+        "cosine_zero_final": m["cosine_to_zero"].final_val,
+        "cos0_minus_cos": m["cosine_to_zero"].final_val - cos[T_max],
+        "cd_vs_cos0_ppl": ppl_gap(cd[T_max], m["cosine_to_zero"].final_val),
+        "sqrt_minus_linear": {str(T): cd[T] - lin[T] for T in cfg.targets},
+        "sqrt_minus_linear_longest": cd[T_max] - lin[T_max],
+        "sqrt_gain_longest": lin[T_max] - cd[T_max], "sqrt_gain_shortest": lin[T0] - cd[T0],
+        "sqrt_gain_growth": (lin[T_max] - cd[T_max]) - (lin[T0] - cd[T0]),
         "sweep_final": {str(g): m["sweep"][g].final_val for g in fr},
         "short_minus_main_cooldown": m["sweep"][fr[0]].final_val - m["sweep"][f].final_val,
         "long_minus_main_cooldown": m["sweep"][fr[-1]].final_val - m["sweep"][f].final_val,
-        "scaling_rel_gap_worst": max(gaps),
-        "scaling_rel_gap_max_abs": max(abs(g) for g in gaps),
-        "scaling_slope": slope,
-        "compute_ratio": max(s["compute_ratio"] for s in sizes),
-        "cycle_mismatch": min(m["cosine"][T_max].val_at(T) - m["cosine"][T].final_val for T in cfg.targets[:-1]),
-        "branch_equivalence_max_abs_diff": branch_difference(m["trunk"], m["cooldown"][T0], m["fresh_wsd"]),
-        "final_val_best": min(s["cooldown_final"][str(T_max)] for s in sizes),
-    })
+        "constant_final": const, "swa_final": swa,
+        "swa_best_horizon_final": min(m["swa"]["horizon_val"].values()),
+        "swa_minus_constant": swa - const, "cooldown_minus_swa": cd[T_max] - swa,
+        "swa_gain": const - swa, "swa_shortfall": swa - cd[T_max], "constant_minus_cooldown": const - cd[T_max],
+        "swa_gap_closed": (const - swa) / (const - cd[T_max]) if const != cd[T_max] else math.nan,
+        "cycle_mismatch_per_length": {str(T): m["cosine"][T_max].val_at(T) - cos[T] for T in cfg.targets[:-1]},
+        "cycle_mismatch": min(m["cosine"][T_max].val_at(T) - cos[T] for T in cfg.targets[:-1]),
+        "cycle_mismatch_max": max(m["cosine"][T_max].val_at(T) - cos[T] for T in cfg.targets[:-1]),
+    }
+    if "half_lr" in m:
+        h = m["half_lr"]["cooldown"].final_val
+        out.update({"half_lr_cooldown_final": h, "half_lr_constant_final": m["half_lr"]["trunk"].final_val,
+                    "half_lr_constant_minus_full": m["half_lr"]["trunk"].final_val - const,
+                    "half_lr_vs_cos_ppl": ppl_gap(h, cos[T_max]), "half_minus_full_lr": h - cd[T_max]})
     return out
 
+
+def frontier(points: list) -> list:
+    """The compute-optimal points: those with a lower loss than every point of fewer FLOPs.
+    points: dicts with "flops" and "loss"."""
+    out, best = [], math.inf
+    for p in sorted(points, key=lambda p: p["flops"]):
+        if p["loss"] < best:
+            out.append(p)
+            best = p["loss"]
+    return out
+
+
+def power_law(points: list) -> dict:
+    """Least-squares fit of L = A * C^(-alpha) (a line in log-log) through the given points."""
+    x = np.log([p["flops"] for p in points])
+    y = np.log([p["loss"] for p in points])
+    if len(points) < 2:
+        return {"alpha": math.nan, "A": math.nan, "n": len(points)}
+    slope, intercept = np.polyfit(x, y, 1)
+    return {"alpha": float(-slope), "A": float(math.exp(intercept)), "n": len(points)}
+
+
+def scaling_points(res: dict, cfg: Config, protocol: str) -> list:
+    """One point per (size, T) of the first seed: FLOPs = flops per step x T (a branched
+    cooldown counts as a run of its full length), final validation loss."""
+    return [{"size": name, "T": T, "params": s["params"], "flops": s["flops_per_step"] * T,
+             "loss": s[protocol][T].final_val}
+            for name, s in res["sizes"].items() for T in cfg.targets]
+
+
+def scaling_metrics(res: dict, cfg: Config) -> dict:
+    cos, cd = scaling_points(res, cfg, "cosine"), scaling_points(res, cfg, "cooldown")
+    fits = {}
+    for name, pts in (("cosine", cos), ("cooldown", cd)):
+        front = frontier(pts)
+        fits[name] = {**power_law(front), "frontier": [f"{p['size']}@{p['T']}" for p in front]}
+    gaps = [ppl_gap(b["loss"], a["loss"]) for a, b in zip(cos, cd)]
+    fa, fb = set(fits["cosine"]["frontier"]), set(fits["cooldown"]["frontier"])
+    return {
+        "sizes": {name: {"params": s["params"], "flops_per_step": s["flops_per_step"],
+                         "cosine_final": {str(T): s["cosine"][T].final_val for T in cfg.targets},
+                         "cooldown_final": {str(T): s["cooldown"][T].final_val for T in cfg.targets}}
+                  for name, s in res["sizes"].items()},
+        "n_sizes": len(res["sizes"]), "n_points": len(gaps),
+        "ppl_gap_worst": worst(gaps), "ppl_gap_min": min(gaps), "ppl_gap_max": max(gaps),
+        "n_cooldown_better": sum(g < 0 for g in gaps),
+        "fit": fits,
+        "alpha_ratio_minus_1": fits["cooldown"]["alpha"] / fits["cosine"]["alpha"] - 1,
+        "frontier_jaccard": len(fa & fb) / len(fa | fb),
+        "rank_corr": float(stats.spearmanr([p["loss"] for p in cos], [p["loss"] for p in cd]).statistic),
+    }
+
+
+def lr_metrics(res: dict, cfg: Config) -> dict:
+    """The LR sweep: final losses per peak LR, each schedule's best LR, the tuned comparison."""
+    sweep = res["lr_sweep"]
+    lrs = sorted(sweep)
+    cos = [sweep[lr]["cosine"].final_val for lr in lrs]
+    cd = [sweep[lr]["cooldown"].final_val for lr in lrs]
+    i, j = min(range(len(lrs)), key=cos.__getitem__), min(range(len(lrs)), key=cd.__getitem__)
+    return {"lrs": lrs, "T": cfg.sweep_T, "cosine_final": cos, "cooldown_final": cd,
+            "best_lr_cosine": lrs[i], "best_lr_cooldown": lrs[j], "lr_ratio": lrs[j] / lrs[i],
+            "best_cd_vs_best_cos_ppl": ppl_gap(cd[j], cos[i]),
+            "cosine_best_at_edge": int(i in (0, len(lrs) - 1)), "chosen_lr": cfg.lr,
+            "chosen_vs_best_cos": cos[lrs.index(cfg.lr)] - cos[i]}
+
+
+def metrics(res: dict, cfg: Config) -> dict:
+    """The numbers the claims, figures and prose use (no timings, so equal seeds give equal
+    files): per seed, their mean and sd, the scaling sweep, and the verifications' numbers."""
+    per_seed = [seed_metrics(res["per_seed"][s], cfg) for s in res["seeds"]]
+    first = res["per_seed"][res["seeds"][0]]
+    T0, T_max, f = cfg.targets[0], cfg.targets[-1], cfg.cooldown_frac
+    steps_cos = sum(len(h.steps) for h in first["cosine"].values())
+    steps_cd = branch_point(T_max, f) + sum(len(h.steps) for h in first["cooldown"].values())
+    planned = (branch_point(T_max, f) + sum(T - branch_point(T, f) for T in cfg.targets)) / sum(cfg.targets)
+    return {
+        "targets": list(cfg.targets), "main_size": res["main"], "main_params": first["params"],
+        "seeds": list(res["seeds"]), "n_seeds": len(res["seeds"]),
+        "chars_seen_longest": T_max * cfg.batch_size * cfg.seq_len,
+        "per_seed": per_seed, **C.seed_stats(per_seed),
+        "scaling": scaling_metrics(res, cfg), "lr_sweep": lr_metrics(res, cfg),
+        "compute_ratio": steps_cd / steps_cos, "compute_ratio_planned": planned,
+        "branch_equivalence_max_abs_diff": branch_difference(first["trunk"], first["cooldown"][T0],
+                                                             first["fresh_wsd"]),
+    }
+
+
+def summary_frame(metrics: dict):
+    """Per length: mean final loss of cosine and cooldown, and the perplexity gap (mean ± sd)."""
+    import pandas as pd
+    mean, sd = metrics["mean"], metrics["sd"]
+    rows = []
+    for T in map(str, metrics["targets"]):
+        gap_sd = sd["cd_vs_cos_ppl"][T]
+        rows.append({"T (steps)": T, "cosine → 10%": f"{mean['cosine_final'][T]:.4f}",
+                     "constant + cooldown": f"{mean['cooldown_final'][T]:.4f}",
+                     "linear cooldown": f"{mean['linear_final'][T]:.4f}",
+                     "ppl_cd / ppl_cos − 1": f"{mean['cd_vs_cos_ppl'][T]:+.2%}"
+                                             + (f" ± {gap_sd:.2%}" if gap_sd is not None else "")})
+    return pd.DataFrame(rows)
+
+
+_ppl = "{:+.2%}"
+_nats = "{:+.4f} nats"
 
 CLAIMS = [
     C.Claim("wsd-matches-cosine",
             "Constant LR + 20% (1-sqrt) cooldown matches cosine (to 10%) at every training length",
-            "final ppl within ≈0.3 of cosine at 22k/33k/44k steps (210M; Fig. 3, README)",
-            lambda m: m["cd_vs_cos_rel_gap_max"], lambda v: v <= 0.01,
-            "worst (L_cd / L_cos − 1) over the lengths ≤ +1%", "{:+.2%}"),
+            "final ppl within ≈0.3 of cosine at 22k/33k/44k steps (≈ ±1.7%; 210M, Fig. 3)",
+            lambda m: m["cd_vs_cos_ppl_worst"], C.within(-MATCH, MATCH),
+            "worst ppl_cd / ppl_cos − 1 over the lengths within ±2%", _ppl),
+    C.Claim("matches-cosine-to-zero",
+            "…and matches a cosine that decays to zero (the control for 'ends at zero')",
+            "cosine to 0 can match the best cooldown in loss (Fig. 22, Table 5)",
+            lambda m: m["cd_vs_cos0_ppl"], C.within(-MATCH, MATCH),
+            "ppl_cd / ppl_cos→0 − 1 at the longest length within ±2%", _ppl),
+    C.Claim("half-lr-matches-cosine",
+            "In the paper's setting (constant LR at half the cosine peak), the cooldown matches cosine",
+            "constant LR = ½ cosine peak, 20% cooldown (Sect. 5; optimum near half, Fig. 3)",
+            lambda m: C.num(m.get("half_lr_vs_cos_ppl")), C.within(-MATCH, MATCH),
+            "ppl_cd(½ LR) / ppl_cos − 1 at the longest length within ±2%", _ppl),
     C.Claim("sqrt-beats-linear",
-            "The (1-sqrt) cooldown is at least as good as the linear one",
-            "1-sqrt below linear, more so for long runs (Fig. 4)",
-            lambda m: m["sqrt_minus_linear"], lambda v: v <= 0.01,
-            "L(1-sqrt) − L(linear) ≤ 0.01 nats at the longest length", "{:+.4f} nats"),
+            "The (1-sqrt) cooldown beats the linear one",
+            "1-sqrt below linear (Fig. 4)",
+            lambda m: m["sqrt_minus_linear_longest"], C.below(0.0),
+            "L(1-sqrt) − L(linear) < 0 at the longest length", _nats),
+    C.Claim("sqrt-gain-grows",
+            "…and its gain grows with the training length",
+            "the gap widens for longer runs (Fig. 4)",
+            lambda m: m["sqrt_gain_growth"], C.above(0.0),
+            "gain(longest T) − gain(shortest T) > 0, gain = L(linear) − L(1-sqrt)", _nats),
     C.Claim("cooldown-length",
             "A longer cooldown helps: 20% beats 5%",
             "cooldown surpasses cosine at 10–20% of steps (Fig. 5)",
-            lambda m: m["short_minus_main_cooldown"], lambda v: v > 0,
-            "L(5% cooldown) − L(20% cooldown) > 0", "{:+.4f} nats"),
+            lambda m: m["short_minus_main_cooldown"], C.above(0.0),
+            "L(5% cooldown) − L(20% cooldown) > 0", _nats),
     C.Claim("cooldown-plateau",
             "Gains plateau: a 40% cooldown is not clearly better than 20%",
             "largely stops improving when done over a majority of training (Fig. 5)",
-            lambda m: m["long_minus_main_cooldown"], lambda v: v >= -0.01,
-            "L(40%) − L(20%) ≥ −0.01 nats", "{:+.4f} nats"),
+            lambda m: m["long_minus_main_cooldown"], C.above(-0.01),
+            "L(40%) − L(20%) > −0.01 nats (≈ 2.5× the calibration's paired seed sd)", _nats),
     C.Claim("swa-helps",
             "SWA on the constant-LR run greatly improves it",
             "SWA strongly improves constant-LR checkpoints (Fig. 10)",
-            lambda m: m["swa_minus_constant"], lambda v: v < -0.03,
-            "L(const + SWA) − L(const) < −0.03 nats", "{:+.4f} nats"),
+            lambda m: m["swa_minus_constant"], C.below(-0.03),
+            "L(const + SWA) − L(const) < −0.03 nats", _nats),
     C.Claim("swa-below-cooldown",
             "…but SWA does not reach an explicit cooldown",
             "SWA does not match the cooldown (Fig. 10)",
-            lambda m: m["cooldown_minus_swa"], lambda v: v <= 0.005,
-            "L(cooldown) − L(const + SWA) ≤ 0.005 nats", "{:+.4f} nats"),
+            lambda m: m["cooldown_minus_swa"], C.below(0.0),
+            "L(cooldown) − L(const + SWA) < 0 (strict)", _nats),
     C.Claim("cycle-mismatch",
             "Cosine is good only at its own length: the longest cosine stopped early is worse",
             "the long cycle lies above the matched one before its end (Fig. 1)",
-            lambda m: m["cycle_mismatch"], lambda v: v > 0,
-            "min over shorter T of L(longest cosine at T) − L(cosine of length T) > 0", "{:+.4f} nats"),
-    C.Claim("scaling-no-worse",
-            "Across model sizes and lengths, the cooldown is never clearly worse than cosine",
-            "cooldown/SWA can replace cosine for scaling laws (Fig. 12, 33M–360M)",
-            lambda m: m["scaling_rel_gap_worst"], lambda v: v <= 0.01,
-            "worst (L_cd / L_cos − 1) over sizes × lengths ≤ +1%", "{:+.2%}"),
+            lambda m: m["cycle_mismatch"], C.above(0.0),
+            "min over shorter T of L(longest cosine at T) − L(cosine of length T) > 0", _nats),
+    C.Claim("tuned-matches-cosine",
+            "Each at its best peak LR, the cooldown matches cosine",
+            "cosine and cooldown curves match at their tuned LRs (Fig. 3)",
+            lambda m: m["lr_sweep"]["best_cd_vs_best_cos_ppl"], C.within(-MATCH, MATCH),
+            "ppl(best cooldown) / ppl(best cosine) − 1 over the LR grid within ±2% (middle length, first seed)",
+            _ppl, scope="run"),
+    C.Claim("cooldown-lr-half",
+            "The cooldown's best peak LR is about half the cosine's",
+            "'the optimum lies slightly below at half of the optimal cosine maximum LR' (Fig. 3, right)",
+            lambda m: m["lr_sweep"]["lr_ratio"], C.within(0.4, 0.6),
+            "best LR(cooldown) / best LR(cosine) on the factor-2 grid is ½ (within 0.4–0.6; first seed)",
+            "{:.2f}", scope="run"),
     C.Claim("scaling-diagonal",
-            "…and the two lie on the diagonal: equal losses, not just no worse",
-            "'almost perfectly on the diagonal' (Fig. 12)",
-            lambda m: m["scaling_rel_gap_max_abs"], lambda v: v <= 0.015,
-            "max |L_cd / L_cos − 1| over sizes × lengths ≤ 1.5%", "{:.2%}"),
-    C.Claim("compute-saved",
-            "One trunk + branched cooldowns needs about half the compute of one cosine per length",
-            "FLOP ratio 0.53–0.60 per model size (flops.ipynb; ≈ half, Fig. 13)",
-            lambda m: m["compute_ratio"], lambda v: v <= 0.62,
-            "trained FLOPs (protocol / cosines) ≤ 0.62", "{:.3f}"),
+            "Across model sizes and lengths, cooldown and cosine perplexities lie on the diagonal",
+            "'almost perfectly on the diagonal' (Fig. 12, 33M–360M)",
+            lambda m: m["scaling"]["ppl_gap_worst"], C.within(-MATCH, MATCH),
+            "worst ppl_cd / ppl_cos − 1 over sizes × lengths within ±2% (first seed only)", _ppl, scope="run"),
+    C.Claim("scaling-exponent",
+            "The branched protocol gives the cosine protocol's loss-vs-compute exponent",
+            "one trunk per size suffices for scaling laws (Fig. 12)",
+            lambda m: m["scaling"]["alpha_ratio_minus_1"], C.within(-0.2, 0.2),
+            "α_cd / α_cos − 1 within ±20%, α fitted on each protocol's compute-optimal runs (first seed only)",
+            "{:+.1%}", scope="run"),
+    C.Claim("scaling-frontier",
+            "…and the same compute-optimal runs",
+            "same scaling law from either protocol (Fig. 12)",
+            lambda m: m["scaling"]["frontier_jaccard"], C.above(0.999),
+            "the two protocols' compute-optimal (size, T) sets are identical (Jaccard = 1; first seed only)",
+            "{:.2f}", scope="run"),
+]
+
+VERIFICATIONS = [
+    C.Verification("compute-ratio", "Compute of one trunk + branched cooldowns over one cosine per length",
+                   lambda m: m["compute_ratio"] - m["compute_ratio_planned"], C.within(-1e-12, 1e-12),
+                   "trained steps equal the plan (max T + the shorter cooldowns) / Σ T: the ratio is fixed by "
+                   "the chosen lengths, so it is no evidence (paper: 0.53–0.60)", "{:.1g}"),
+    C.Verification("branch-equivalence", "A branched cooldown equals the same WSD schedule run from scratch",
+                   lambda m: m["branch_equivalence_max_abs_diff"], C.within(0.0, 0.0),
+                   "max |difference| of every training and validation loss = 0 (bit-for-bit)", "{:.3g}"),
 ]
 
 
-def _cooldown_curve(trunk, branch):
-    """Validation curve of a cooldown from its branch point: the trunk's value there (when the
-    trunk was evaluated at that step), then the cooldown's own evaluations."""
-    start = branch.steps[0]
-    if start not in trunk.eval_steps:
-        return branch.eval_steps, branch.val_loss
-    return [start] + branch.eval_steps, [trunk.val_at(start)] + branch.val_loss
-
-
-def _ylim_from(ax, curves, top_quantile=0.15):
-    """Zoom on the informative part of loss curves (the first steps are far above)."""
-    vals = sorted(v for c in curves for v in c)
-    lo, hi = vals[0], vals[int(len(vals) * (1 - top_quantile)) - 1]
-    pad = 0.05 * (hi - lo)
-    ax.set_ylim(lo - pad, hi + pad)
-
-
-def schedules_figure(cfg):
-    """Fig. 2 analogue: the LR multipliers of the schedules compared."""
-    T = cfg.targets[-1]
-    t = range(T + 1)
-    fig, ax = plt.subplots()
-    c = colors(4)
-    ax.plot(t, [schedules.cosine(s, T, cfg.warmup, 0.1) for s in t], color=c[0], label="cosine → 10%")
-    ax.plot(t, [schedules.constant(s, cfg.warmup) for s in t], color="0.6", ls=":", label="constant (trunk)")
-    for shape, col in (("linear", c[1]), ("1-sqrt", c[2])):
-        ax.plot(t, [schedules.wsd(s, T, cfg.warmup, cfg.cooldown_frac, shape) for s in t], color=col,
-                label=f"constant + {cfg.cooldown_frac:.0%} {shape} cooldown")
-    ax.set(xlabel="optimizer step", ylabel="learning rate / peak", title=f"Schedules for T = {T} steps")
-    ax.legend()
-    return fig
-
-
-def cycle_mismatch_figure(res, cfg):
-    """Fig. 1 analogue: cosines of every length; the longest one evaluated early."""
-    m = res["sizes"][res["main"]]
-    fig, ax = plt.subplots()
-    cols = colors(len(cfg.targets))
-    for T, col in zip(cfg.targets, cols):
-        h = m["cosine"][T]
-        ax.plot(h.eval_steps, h.val_loss, color=col, label=f"cosine, T = {T}")
-        ax.plot([T], [h.final_val], "o", color=col)
-    long = m["cosine"][cfg.targets[-1]]
-    for T in cfg.targets[:-1]:
-        ax.plot([T], [long.val_at(T)], "x", color=cols[-1], ms=9)
-    _ylim_from(ax, [m["cosine"][T].val_loss for T in cfg.targets])
-    ax.set(xlabel="optimizer step", ylabel="validation loss (nats/char)",
-           title="Cosine is tuned to its own length (× = long cosine stopped early)")
-    ax.legend()
-    return fig
-
-
-def cosine_vs_cooldown_figure(res, cfg):
-    """Fig. 3 analogue: cosine per length vs cooldowns branched from one constant trunk."""
-    m = res["sizes"][res["main"]]
-    fig, ax = plt.subplots()
-    cols = colors(len(cfg.targets))
-    trunk = m["trunk"]
-    ax.plot(trunk.eval_steps, trunk.val_loss, color="0.55", lw=1, label="constant LR (trunk)")
-    curves = [trunk.val_loss]
-    for T, col in zip(cfg.targets, cols):
-        h = m["cosine"][T]
-        ax.plot(h.eval_steps, h.val_loss, color=col, lw=1, alpha=0.6, label=f"cosine T = {T}")
-        ax.plot(*_cooldown_curve(trunk, m["cooldown"][T]), color=col, lw=2.2, ls="--", label=f"cooldown to {T}")
-        curves.append(h.val_loss)
-    _ylim_from(ax, curves)
-    ax.set(xlabel="optimizer step", ylabel="validation loss (nats/char)",
-           title=f"Cosine vs {cfg.cooldown_frac:.0%} (1-sqrt) cooldowns from one trunk")
-    ax.legend(ncol=2)
-    return fig
-
-
-def shape_figure(res, cfg):
-    """Fig. 4 analogue: linear vs (1-sqrt) cooldown over the last part of the longest run."""
-    m = res["sizes"][res["main"]]
-    T = cfg.targets[-1]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(6.4, 3.0))
-    c = colors(3)
-    for h, name, col in ((m["linear"], "linear", c[1]), (m["cooldown"][T], "1-sqrt", c[2])):
-        a1.plot(h.steps, [lr / cfg.lr for lr in h.lr], color=col, label=name)
-        a2.plot(*_cooldown_curve(m["trunk"], h), "o-", ms=3, color=col, label=name)
-    a2.axhline(m["cosine"][T].final_val, color=c[0], ls=":", label="cosine final")
-    a1.set(xlabel="optimizer step", ylabel="learning rate / peak", title="cooldown shapes")
-    a2.set(xlabel="optimizer step", ylabel="validation loss (nats/char)", title="loss during the cooldown")
-    a2.legend()
-    fig.tight_layout()
-    return fig
-
-
-def length_sweep_figure(res, cfg):
-    """Fig. 5 analogue: final loss vs cooldown length at the longest T."""
-    m = res["sizes"][res["main"]]
-    T = cfg.targets[-1]
-    fr = sorted(m["sweep"])
-    fig, ax = plt.subplots()
-    c = colors(3)
-    ax.plot([100 * f for f in fr], [m["sweep"][f].final_val for f in fr], "o-", color=c[2],
-            label="constant + (1-sqrt) cooldown")
-    ax.axhline(m["cosine"][T].final_val, color=c[0], ls="--", label="cosine → 10%")
-    ax.axhline(m["trunk"].final_val, color="0.55", ls=":", label="constant, no cooldown")
-    ax.set(xlabel=f"cooldown length (% of T = {T} steps)", ylabel="final validation loss (nats/char)",
-           title="How long should the cooldown be?")
-    ax.legend()
-    return fig
-
-
-def swa_figure(res, cfg):
-    """Fig. 10 analogue: constant LR, constant LR + windowed SWA, and the cooldown."""
-    m = res["sizes"][res["main"]]
-    T = cfg.targets[-1]
-    trunk, swa = m["trunk"], m["swa"]
-    fig, ax = plt.subplots()
-    c = colors(4)
-    ax.plot(trunk.eval_steps, trunk.val_loss, color="0.55", label="constant LR")
-    ax.plot(swa["steps"], swa["val"], "s-", ms=3, color=c[3], label=f"constant + SWA (window {cfg.swa_horizon})")
-    ax.plot(*_cooldown_curve(trunk, m["cooldown"][T]), color=c[2], lw=2,
-            label=f"{cfg.cooldown_frac:.0%} (1-sqrt) cooldown")
-    ax.plot(m["cosine"][T].eval_steps, m["cosine"][T].val_loss, color=c[0], lw=1, alpha=0.6, label="cosine")
-    _ylim_from(ax, [trunk.val_loss, swa["val"]])
-    ax.set(xlabel="optimizer step", ylabel="validation loss (nats/char)",
-           title="Weight averaging vs an explicit cooldown")
-    ax.legend()
-    return fig
-
-
-def scaling_figure(res, cfg):
-    """Fig. 12 analogue: loss vs training FLOPs per size (cosine curves, cooldown endpoints),
-    and the cosine-vs-cooldown perplexity diagonal."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.6, 3.3), gridspec_kw={"width_ratios": [1.5, 1]})
-    sizes = sorted(res["sizes"].values(), key=lambda s: s["params"])
-    cols = colors(len(sizes))
-    xs, ys = [], []
-    for s, col in zip(sizes, cols):
-        f = s["flops_per_step"]
-        label = f"{s['params'] / 1e3:.0f}k params"
-        for i, T in enumerate(cfg.targets):
-            h = s["cosine"][T]
-            a1.plot([f * st for st in h.eval_steps], h.val_loss, color=col, lw=1, alpha=0.7,
-                    label=label if i == 0 else None)
-            a1.plot([f * T], [s["cooldown"][T].final_val], "*", ms=9, color=col)
-            xs.append(math.exp(s["cooldown"][T].final_val))
-            ys.append(math.exp(s["cosine"][T].final_val))
-            a2.plot(xs[-1], ys[-1], "o", color=col)
-    a1.set_xscale("log")
-    _ylim_from(a1, [s["cosine"][T].val_loss for s in sizes for T in cfg.targets] +
-               [[s["cooldown"][T].final_val for T in cfg.targets] for s in sizes], 0.3)
-    a1.set(xlabel="training FLOPs", ylabel="validation loss (nats/char)",
-           title="lines: cosine per length; ★: cooldown")
-    a1.legend()
-    lo, hi = min(xs + ys), max(xs + ys)
-    a2.plot([lo, hi], [lo, hi], color="0.5", ls="--", lw=1)
-    a2.set(xlabel="perplexity, constant + cooldown", ylabel="perplexity, cosine", title="one point per (size, T)")
-    fig.tight_layout()
-    return fig
-
-
-def savings_figure(res, cfg):
-    """Fig. 13 analogue: FLOPs of a 3-length sweep with cosines vs trunk + cooldowns."""
-    sizes = sorted(res["sizes"].values(), key=lambda s: s["params"])
-    fig, ax = plt.subplots()
-    c = colors(3)
-    x = range(len(sizes))
-    T_max = cfg.targets[-1]
-    cos = [s["flops_per_step"] * sum(len(h.steps) for h in s["cosine"].values()) for s in sizes]
-    cd = [s["flops_per_step"] * (branch_point(T_max, cfg.cooldown_frac) +
-                                 sum(len(h.steps) for h in s["cooldown"].values())) for s in sizes]
-    ax.bar([i - 0.2 for i in x], cos, 0.4, color=c[0], label="one cosine per length")
-    ax.bar([i + 0.2 for i in x], cd, 0.4, color=c[2], label="one trunk + cooldowns")
-    for i in x:
-        ax.text(i + 0.2, cd[i], f"{cd[i] / cos[i]:.2f}×", ha="center", va="bottom", fontsize="small")
-    ax.set_xticks(list(x), [f"{s['params'] / 1e3:.0f}k" for s in sizes])
-    ax.set(xlabel="model size (parameters)", ylabel="training FLOPs for the sweep",
-           title=f"Compute for lengths {', '.join(map(str, cfg.targets))}")
-    ax.legend()
-    return fig
+def words(metrics: dict) -> dict:
+    """Words of the prose whose direction comes from the run."""
+    s = metrics["scaling"]
+    lr = metrics["lr_sweep"]
+    return {"scaling_side": "above" if s["n_cooldown_better"] * 2 > s["n_points"] else "below",
+            "lr_bracket": "at the edge of the grid, so the grid does not bracket its optimum"
+                          if lr["cosine_best_at_edge"] else "inside the grid",
+            "scaling_better": "better" if s["ppl_gap_max"] < 0 else
+                              ("worse" if s["ppl_gap_min"] > 0 else "better or worse")}

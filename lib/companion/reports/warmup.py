@@ -11,7 +11,7 @@ from companion import claims as C
 from companion.experiments.warmup import Config, run_key, warmup_steps
 from companion.metrics.updates import equilibrium_angle
 from companion.optim import schedules
-from companion.plotting import colors
+from companion.plotting import colors, panels
 
 LABELS = {"adamw": "AdamW", "liona": "LionA", "lionar": "LionAR",
           "lionar-hm": "LionAR β 0.98 + Nesterov + inv. BC", "lionar-kappa": "LionAR × κ(SNR)"}
@@ -228,7 +228,7 @@ def figure1(res, cfg):
     """The paper's Fig. 1: schedules, final loss vs LR per warmup, curves, l2 update norms."""
     W = cfg.ref_warmup
     best = min(cfg.adamw_lrs, key=lambda lr: _final(res, "adamw", lr, 0.0))
-    fig, ax = plt.subplots(1, 4, figsize=(13, 3.3))
+    fig, ax = panels(4, row_height=3.0)
     pal = colors(len(cfg.warmups))
     for c, w in zip(pal, cfg.warmups):
         ax[0].plot(_trapezoid(cfg, w), color=c, label=f"{w:.0%}")
@@ -257,7 +257,7 @@ def figure1(res, cfg):
 def angle_figure(res, cfg):
     """RMS per-neuron angle per step, against the equilibrium angle at the scheduled LR."""
     W, hi = cfg.ref_warmup, max(cfg.adamw_lrs)
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    fig, ax = panels(2, ncols=1, row_height=3.2, sharey=True)
     c0, c1 = colors(2)
     steps = np.arange(cfg.steps)
     for a, opt, lr in ((ax[0], "adamw", hi), (ax[1], "liona", cfg.liona_lrs[0])):
@@ -285,7 +285,7 @@ def gap_figure(res, cfg):
     names = [f"{LABELS[o] if o != 'lionar-hm' else 'recipe'}\n{lr:g}" for o, lr in runs]
     f0 = np.array([_final(res, o, lr, 0.0) for o, lr in runs])
     fw = np.array([_final(res, o, lr, W) for o, lr in runs])
-    fig, ax = plt.subplots(2, 1, figsize=(11, 5.4), sharex=True)
+    fig, ax = panels(2, ncols=1, row_height=3.0, sharex=True)
     x = np.arange(len(runs))
     c0, c1 = colors(2)
     ax[0].bar(x - 0.2, f0, 0.4, color=c0, label="W=0%")
@@ -304,7 +304,7 @@ def gap_figure(res, cfg):
 def snr_figure(res, cfg):
     """Gradient SNR, representation change and the SNR correction over training."""
     W, hi = cfg.ref_warmup, max(cfg.adamw_lrs)
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, ax = panels(3, ncols=1, row_height=2.8)
     c0, c1, c2 = colors(3)
     for c, w in ((c0, 0.0), (c1, W)):
         run = res["runs"][run_key("adamw", hi, w)]
@@ -351,7 +351,7 @@ def norms_figure(res, cfg):
     W, hi = cfg.ref_warmup, max(cfg.adamw_lrs)
     a0, aw = res["runs"][run_key("adamw", hi, 0.0)], res["runs"][run_key("adamw", hi, W)]
     names = list(a0["updates"][0]["layers"])
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, ax = panels(2, ncols=1, row_height=3.2)
     c0, c1 = colors(2)
     x = np.arange(len(names))
     for c, r, dx, w in ((c0, a0, -0.2, 0.0), (c1, aw, 0.2, W)):

@@ -58,3 +58,17 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     dash = (html / "book" / "dashboard.html").read_text()
     assert "All chapters:" in dash and "mixed" in dash
     shutil.rmtree(tmp_path / "_build", ignore_errors=True)
+
+
+def test_committed_chapters_are_clean_for_readers():
+    """What a reader downloads: no stderr (progress bars, TqdmWarnings), no absolute paths of the
+    machine that built it, papermill's cell tagged for removal, the parameters cell hidden."""
+    for ch in chapters.CHAPTERS.values():
+        text = ch.notebook.read_text()
+        nb = json.loads(text)
+        outs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert not [o for o in outs if o.get("name") == "stderr"], ch.id
+        assert str(ROOT) not in text, f"{ch.id}: absolute build path in the committed notebook"
+        tags = [c.get("metadata", {}).get("tags", []) for c in nb["cells"] if c["cell_type"] == "code"]
+        assert any("parameters" in t and "hide-cell" in t for t in tags), ch.id
+        assert all("remove-cell" in t for t in tags if "injected-parameters" in t), ch.id

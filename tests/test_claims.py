@@ -9,7 +9,7 @@ import pytest
 from companion import chapters
 from companion import claims as C
 
-_SC_SEED = {"cd_vs_cos_ppl_worst": -0.01, "cd_vs_cos0_ppl": 0.005, "half_lr_vs_cos_ppl": -0.005,
+_SC_SEED = {"cd_vs_cos_ppl_worst": -0.01, "cd_vs_cos_ppl_max": -0.005, "cd_vs_cos0_ppl": 0.005, "half_lr_vs_cos_ppl": -0.005,
             "sqrt_minus_linear_longest": -0.01, "sqrt_gain_growth": 0.01, "short_minus_main_cooldown": 0.015,
             "long_minus_main_cooldown": 0.002, "swa_minus_constant": -0.08, "cooldown_minus_swa": -0.01,
             "cycle_mismatch": 0.02}
@@ -25,6 +25,7 @@ SC_AGREE = {**_sc_seeds(), "scaling": {"ppl_gap_worst": -0.01, "alpha_ratio_minu
             "lr_sweep": {"best_cd_vs_best_cos_ppl": -0.005, "lr_ratio": 0.5}}
 SC_CONTRADICT = {
     "wsd-matches-cosine": _sc_seeds(cd_vs_cos_ppl_worst=-0.03),  # two-sided: far better is no match either
+    "wsd-not-worse": _sc_seeds(cd_vs_cos_ppl_max=0.03),
     "matches-cosine-to-zero": _sc_seeds(cd_vs_cos0_ppl=0.03),
     "half-lr-matches-cosine": _sc_seeds(half_lr_vs_cos_ppl=None),  # the control was not run
     "sqrt-beats-linear": _sc_seeds(sqrt_minus_linear_longest=0.0),  # a tie is not a win

@@ -104,4 +104,4 @@ def test_list_shows_every_chapter_with_scales():
     assert r.returncode == 0
     assert "scaling-cooldown" in r.stdout and "smoke ~" in r.stdout and "gpu ~" in r.stdout
     assert "published at cpu" in r.stdout
-    assert "targets" in r.stdout and "cpu: (500, 1000, 1500)" in r.stdout
+    assert "targets" in r.stdout and "cpu: (300, 600, 900)" in r.stdout

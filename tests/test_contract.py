@@ -52,9 +52,9 @@ def role_names(nb: dict) -> set:
 
 
 def typed_decimals(text: str) -> list:
-    """Decimal numbers outside math, code, roles and links, unless their clause names the paper."""
+    """Decimal numbers outside math, code, roles and links, unless their sentence names the paper."""
     out = []
-    for clause in re.split(r"[.;:!?()\n](?!\d)", STRIP.sub(" ", text)):
+    for clause in re.split(r"(?<=[.;!?])\s+|\n\s*\n|\n[*-] ", STRIP.sub(" ", text)):
         if "paper" not in clause.lower():
             out += DECIMAL.findall(clause)
     return out

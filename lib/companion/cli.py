@@ -127,6 +127,10 @@ def clean_notebook(nb: dict) -> dict:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+    pm = nb.get("metadata", {}).get("papermill", {})
+    for k, v in pm.items():  # the machine's paths are no one else's business
+        if isinstance(v, str) and v.startswith(str(repo_root())):
+            pm[k] = _rel(Path(v))
     return nb
 
 

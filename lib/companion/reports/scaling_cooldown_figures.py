@@ -11,6 +11,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from companion.experiments.scaling_cooldown import branch_point
 from companion.optim import schedules
 from companion.plotting import WIDTH, colors
+from companion.claims import decide, summarize
 from companion.reports.scaling_cooldown import CLAIMS, MATCH
 
 LOSS = "validation loss (nats/char)"
@@ -85,10 +86,10 @@ def cosine_vs_cooldown_figure(res, cfg):
         h = m["cosine"][T]
         ax.plot(h.eval_steps, h.val_loss, color=col, lw=1, alpha=0.6, label=f"cosine T = {T}")
         ax.plot(*_cooldown_curve(trunk, m["cooldown"][T]), color=col, lw=2.2, ls="--", label=f"cooldown to {T}")
-        curves.append(h.val_loss)
+        curves += [h.val_loss, m["cooldown"][T].val_loss]
     _zoom(ax, curves)
     ax.set(xlabel="optimizer step", ylabel=LOSS, title=f"Cosine vs {cfg.cooldown_frac:.0%} (1-sqrt) cooldowns")
-    ax.legend(ncol=2)
+    ax.legend(ncol=2, fontsize="x-small", loc="upper right")
     return fig
 
 
@@ -107,11 +108,19 @@ def paired_figure(metrics, cfg):
     cols = 3
     rows = math.ceil(len(per_seed) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 1.9 * rows))
+    pal = colors(4)
+    shade = {"holds": pal[2], "mixed": pal[1], "fails": pal[3]}
     for ax, c in zip(axes.flat, per_seed):
         vals = c.values(metrics)
         pct = "%" in c.fmt
         scale = 100 if pct else 1
-        _seed_dots(ax, 0, [scale * v for v in vals], colors(3)[2])
+        st = summarize(vals)
+        verdict, _ = decide(c.rule, vals, st)
+        _seed_dots(ax, 0, [scale * v for v in vals], shade[verdict])
+        if st["ci95"] is not None:
+            lo, hi = (scale * x for x in st["ci95"])
+            ax.plot([0.33, 0.33], [lo, hi], color=shade[verdict], lw=1.2)
+            ax.plot([0.33], [scale * st["mean"]], "_", color=shade[verdict], ms=8)
         rule = c.rule
         for edge in (rule.lo, rule.hi):
             if math.isfinite(edge):
@@ -121,7 +130,7 @@ def paired_figure(metrics, cfg):
         ax.axhline(0, color="0.6", lw=0.6)
         ax.set_xticks([])
         ax.set_xlim(-0.5, 0.5)
-        ax.set_title(f"{c.id}\n({'%' if pct else 'nats'})", fontsize="small")
+        ax.set_title(f"{c.id}: {verdict}\n({'%' if pct else 'nats'})", fontsize="small")
         ax.tick_params(labelsize="small")
     for ax in list(axes.flat)[len(per_seed):]:
         ax.axis("off")
@@ -157,10 +166,11 @@ def length_sweep_figure(metrics, cfg):
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     c = colors(3)
     for i, s in enumerate(metrics["per_seed"]):
-        ax.plot([100 * float(g) for g in fr], [s["sweep_final"][g] for g in fr], "o-", color=c[2], alpha=0.7,
-                label="constant + (1-sqrt) cooldown" if i == 0 else None)
-        ax.plot([0], [s["cosine_final"][str(T)]], "s", color=c[0], label="cosine → 10%" if i == 0 else None)
-        ax.plot([0], [s["cosine_zero_final"]], "D", color=c[1], label="cosine → 0" if i == 0 else None)
+        ax.plot([0] + [100 * float(g) for g in fr], [s["constant_final"]] + [s["sweep_final"][g] for g in fr], "o-",
+                color=c[2], alpha=0.7, label="constant + (1-sqrt) cooldown (0%: none)" if i == 0 else None)
+    mean = metrics["mean"]
+    ax.axhline(mean["cosine_final"][str(T)], color=c[0], ls="--", label="cosine → 10% (mean)")
+    ax.axhline(mean["cosine_zero_final"], color=c[1], ls=":", label="cosine → 0 (mean)")
     ax.set(xlabel=f"cooldown length (% of T = {T} steps)", ylabel="final " + LOSS,
            title="How long should the cooldown be? (one line per seed)")
     ax.legend()
@@ -196,7 +206,7 @@ def swa_figure(res, cfg):
     ax.plot(*_cooldown_curve(trunk, m["cooldown"][T]), color=c[2], lw=2,
             label=f"{cfg.cooldown_frac:.0%} (1-sqrt) cooldown")
     ax.plot(m["cosine"][T].eval_steps, m["cosine"][T].val_loss, color=c[0], lw=1, alpha=0.6, label="cosine")
-    _zoom(ax, [trunk.val_loss, swa["val"]])
+    _zoom(ax, [trunk.val_loss, swa["val"], m["cooldown"][T].val_loss, m["cosine"][T].val_loss])
     ax.set(xlabel="optimizer step", ylabel=LOSS, title="Weight averaging vs an explicit cooldown (first seed)")
     ax.legend()
     return fig
@@ -209,9 +219,9 @@ def lr_figure(metrics, cfg):
     c = colors(3)
     ax.plot(s["lrs"], s["cosine_final"], "o-", color=c[0], label="cosine → 10%")
     ax.plot(s["lrs"], s["cooldown_final"], "s--", color=c[2], label="constant + 20% (1-sqrt) cooldown")
-    for lr, col in ((s["best_lr_cosine"], c[0]), (s["best_lr_cooldown"], c[2])):
-        ax.axvline(lr, color=col, lw=0.8, ls=":")
-    ax.axvline(s["chosen_lr"], color="0.3", lw=1.2, alpha=0.5, label="the chapter's peak LR")
+    ax.axvline(s["chosen_lr"], color="0.3", lw=4, alpha=0.25, label=f"this run's peak LR ({s['chosen_lr']:g})")
+    for lr, col, name in ((s["best_lr_cosine"], c[0], "cosine"), (s["best_lr_cooldown"], c[2], "cooldown")):
+        ax.axvline(lr, color=col, lw=1, ls=":", label=f"best LR, {name} ({lr:g})")
     ax.set_xscale("log")
     ax.set(xlabel="peak learning rate", ylabel="final " + LOSS, title=f"LR sensitivity at T = {s['T']} (first seed)")
     ax.legend()
@@ -225,7 +235,7 @@ def scaling_figure(metrics, cfg):
     sizes = sorted(s["sizes"].items(), key=lambda kv: kv[1]["params"])
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(WIDTH, 7.0), gridspec_kw={"height_ratios": [1.25, 1]})
     cols = colors(len(sizes))
-    pcol = {"cosine": "0.2", "cooldown": colors(3)[2]}
+    pcol = {"cosine": "black", "cooldown": "#c0392b"}
     for (name, z), col in zip(sizes, cols):
         C = [z["flops_per_step"] * T for T in cfg.targets]
         a1.plot(C, [z["cosine_final"][str(T)] for T in cfg.targets], "o-", color=col, lw=1,
@@ -248,12 +258,14 @@ def scaling_figure(metrics, cfg):
             name, T = run.split("@")
             z = s["sizes"][name]
             a1.plot([z["flops_per_step"] * int(T)], [z[key][T]], "o", ms=13, mfc="none", mec=marker_edge, mew=1.2)
-    a1.plot([], [], "o", ms=10, mfc="none", mec="0.4", label="compute-optimal (fitted)")
+    a1.plot([], [], "o", ms=10, mfc="none", mec="0.4", label="Pareto-optimal (fitted)")
     a1.set_xscale("log")
     a1.set_yscale("log")
     a1.yaxis.set_major_formatter(ScalarFormatter())
     a1.yaxis.set_minor_formatter(ScalarFormatter())
     a1.xaxis.set_minor_formatter(NullFormatter())
+    ticks = np.geomspace(lo_c, hi_c, 4)
+    a1.set_xticks(ticks, [f"{t:.1e}".replace("e+", "e") for t in ticks])
     a1.set(xlabel="training FLOPs", ylabel=LOSS, title="Loss vs compute: ● cosine, ★ cooldown (first seed)")
     a1.legend(fontsize="x-small", ncol=2)
     pts = [math.exp(z[k][str(T)]) for _, z in sizes for k in ("cosine_final", "cooldown_final") for T in cfg.targets]

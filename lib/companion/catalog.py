@@ -10,7 +10,7 @@ PARTS = ("Training dynamics", "Optimization", "Data & compression", "Collaborati
 ENTRIES = [
     dict(id="scaling-cooldown", title="Scaling laws and compute-optimal training beyond fixed durations",
          part="Training dynamics", module="scaling_cooldown", datasets=("tinyshakespeare",),
-         minutes={"smoke": 0.7, "cpu": 14, "gpu": 5}, contract=2),
+         minutes={"smoke": 0.7, "cpu": 12, "gpu": 5}, contract=2),
     dict(id="warmup", title="Analyzing and reducing the need for learning-rate warmup in GPT training",
          part="Training dynamics", module="warmup", datasets=("tinyshakespeare",),
          minutes={"smoke": 0.7, "cpu": 9, "gpu": 7}),

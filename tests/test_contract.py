@@ -36,8 +36,19 @@ def glued(nb: dict) -> dict:
 
 
 def at_path(obj, path: str):
-    for part in path.split("."):
-        obj = obj[int(part)] if isinstance(obj, list) else obj[part]
+    """metrics.json's value at a glue name (dotted path; keys may contain dots, e.g. "0.05")."""
+    parts = path.split(".")
+    while parts:
+        if isinstance(obj, list):
+            obj, parts = obj[int(parts[0])], parts[1:]
+            continue
+        for n in range(len(parts), 0, -1):  # the longest key that matches
+            key = ".".join(parts[:n])
+            if key in obj:
+                obj, parts = obj[key], parts[n:]
+                break
+        else:
+            raise KeyError(path)
     return obj
 
 

@@ -119,3 +119,23 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(tmp_path):
     for k, v in m1.state_dict().items():
         assert torch.equal(v, m3.state_dict()[k]), k
     assert not ckpt.exists()  # removed once the run is complete
+
+
+def test_charlm_wires_train_to_its_corpus_stream_and_validation_batches():
+    """CharLM.fit is `train` on the corpus's batches of stream seed + k and its fixed validation
+    batches: bitwise what the hand-wired call gives, and another stream gives other numbers."""
+    from companion.data import CharCorpus
+    from companion.train import CharLM
+    corpus = CharCorpus("to be, or not to be: that is the question. " * 40, val_frac=0.2)
+    gcfg = GPTConfig(vocab_size=corpus.vocab_size, seq_len=16, n_layer=1, n_head=2, d_model=16)
+    lm = CharLM(corpus, gcfg, batch_size=4, eval_batches=2, seed=3, dev=torch.device("cpu"), progress=False)
+    a, b = lm.model(), lm.model()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    sched = schedules.make("constant", warmup=2)
+    h, _ = lm.fit(a, adamw(a, 1e-2), sched, 0, 6, lr=1e-2, eval_every=3, stream=1)
+    ref, _ = train(b, adamw(b, 1e-2), sched, lambda t: corpus.train_batch(t, 4, 16, 3 + 1), 0, 6, lr=1e-2,
+                   val_batches=corpus.val_batches(2, 4, 16), eval_every=3, progress=False)
+    assert h.train_loss == ref.train_loss and h.val_loss == ref.val_loss
+    c = lm.model()
+    other, _ = lm.fit(c, adamw(c, 1e-2), sched, 0, 6, lr=1e-2, eval_every=3, stream=0)
+    assert other.train_loss != h.train_loss

@@ -1,4 +1,10 @@
-"""The book's one style for figures and tables, and figure bytes for the run's artifacts."""
+"""The book's one style for figures and tables, and figure bytes for the run's artifacts.
+
+Figure functions follow one convention: a chapter's live in `companion.reports.<chapter>_figures`,
+each is named `<subject>_figure`, takes the run's results (or metrics, for derived numbers)
+first and the Config when it needs one, and returns a matplotlib Figure sized for the book's
+column (WIDTH) without showing or saving it; the notebook shows it, saves it and captions it
+in the cell's metadata (`Session.figure`)."""
 import io
 
 import matplotlib.pyplot as plt

@@ -4,7 +4,8 @@
 lr * schedule(t), set before the update. Batches are a pure function of the step, and
 `snapshot`/`restore` capture model and optimizer state, so a run can stop at any step and
 be continued, or branched into another schedule, reproducing the uninterrupted run
-bit-for-bit on CPU.
+bit-for-bit on CPU. `CharLM` wires the pieces every GPT chapter shares: a seeded GPT, one
+training stream per seed, fixed validation batches, AdamW, and `train`.
 """
 import copy
 import io
@@ -15,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from companion import device as devices
+from companion.models.gpt import GPT
 from companion.results import atomic_write_bytes
 
 
@@ -134,3 +136,41 @@ def train(model, optimizer, schedule, batch_fn, start: int, end: int, *, lr: flo
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
     return hist, snaps
+
+
+class CharLM:
+    """One GPT configuration pre-trained on one character corpus: the shared wiring of the GPT
+    chapters. Every model it builds starts from the same initialisation (`seed`), every
+    training run reads the same batches (stream `seed + stream`: a fine-tuning phase takes
+    another stream), and validation uses `eval_batches` fixed batches of the corpus's
+    held-out part."""
+
+    def __init__(self, corpus, gcfg, *, batch_size: int, eval_batches: int, seed: int, dev, progress: bool = True,
+                 val_batch_size: int = None, checkpoint_every: int = 250):
+        self.corpus, self.gcfg, self.batch_size, self.seed = corpus, gcfg, batch_size, seed
+        self.dev, self.progress, self.checkpoint_every = dev, progress, checkpoint_every
+        self.val = corpus.val_batches(eval_batches, val_batch_size or batch_size, gcfg.seq_len)
+
+    def model(self, state=None) -> GPT:
+        """A GPT at the shared initialisation, or loaded with `state`."""
+        torch.manual_seed(self.seed)
+        m = GPT(self.gcfg).to(self.dev)
+        if state is not None:
+            m.load_state_dict(state)
+        return m
+
+    def batch(self, t: int, stream: int = 0):
+        return self.corpus.train_batch(t, self.batch_size, self.gcfg.seq_len, self.seed + stream)
+
+    def evaluate(self, model) -> float:
+        return evaluate(model, self.val, self.dev)
+
+    def fit(self, model, optimizer, schedule, start: int, end: int, *, lr: float, desc: str = "train",
+            stream: int = 0, snap: dict = None, checkpoint=None, **kw):
+        """`train` on this corpus's stream and validation batches, optionally continuing from
+        `snap` (a `snapshot` taken at step `start`); other keywords go to `train`."""
+        if snap is not None:
+            restore(model, optimizer, snap)
+        return train(model, optimizer, schedule, lambda t: self.batch(t, stream), start, end, lr=lr,
+                     val_batches=self.val, dev=self.dev, desc=desc, progress=self.progress,
+                     checkpoint=checkpoint, checkpoint_every=self.checkpoint_every, **kw)

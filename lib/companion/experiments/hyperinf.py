@@ -34,7 +34,7 @@ from companion.models.lora import add_lora
 from companion.optim import schedules
 from companion.params import ParamError, param
 from companion.results import cached, config_key
-from companion.train import train
+from companion.train import CharLM, adamw
 
 CHAPTER = "hyperinf"
 
@@ -305,16 +305,14 @@ class _Runner:
         c = self.cfg
 
         def compute(ckpt):
-            torch.manual_seed(c.seed)
-            model = GPT(self.gcfg).to(self.dev)
+            lm = CharLM(self.corpus, self.gcfg, batch_size=16, eval_batches=8, seed=c.seed, dev=self.dev,
+                        progress=self.progress, checkpoint_every=500)
+            model = lm.model()
             if c.pretrain_steps:
-                opt = torch.optim.AdamW(model.param_groups(0.1), lr=c.pretrain_lr, betas=(0.9, 0.95))
+                opt = adamw(model, c.pretrain_lr)
                 sched = schedules.make("cosine", total=c.pretrain_steps, warmup=max(1, c.pretrain_steps // 20))
-                val = self.corpus.val_batches(8, 16, c.seq_len)
-                batch = lambda t: self.corpus.train_batch(t, 16, c.seq_len, c.seed)  # noqa: E731
-                hist, _ = train(model, opt, sched, batch, 0, c.pretrain_steps, lr=c.pretrain_lr, val_batches=val,
-                                eval_every=max(1, c.pretrain_steps // 5), dev=self.dev, desc="pretrain",
-                                progress=self.progress, checkpoint=ckpt, checkpoint_every=500)
+                hist, _ = lm.fit(model, opt, sched, 0, c.pretrain_steps, lr=c.pretrain_lr,
+                                 eval_every=max(1, c.pretrain_steps // 5), desc="pretrain", checkpoint=ckpt)
             else:
                 hist = None
             return {"state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "history": hist}

@@ -21,7 +21,6 @@ import copy
 import dataclasses
 from dataclasses import asdict, dataclass
 
-import torch
 
 from companion.data import CharCorpus
 from companion.metrics.flops import training_flops_per_step
@@ -30,7 +29,7 @@ from companion.optim import schedules
 from companion.optim.averaging import WindowedSWA
 from companion.params import ParamError, param
 from companion.results import cached, config_key
-from companion.train import adamw, evaluate, train
+from companion.train import CharLM, adamw, evaluate
 
 CHAPTER = "scaling-cooldown"
 
@@ -69,7 +68,8 @@ class Config:
         t = self.targets
         if self.lr not in self.lr_grid:
             raise ParamError(f"parameter 'lr' ({self.lr:g}) must be one of 'lr_grid' "
-                             f"({', '.join(f'{x:g}' for x in self.lr_grid)}): the sweep brackets the chosen LR")
+                             f"({', '.join(f'{x:g}' for x in self.lr_grid)}): the LR sweep's run at the chosen "
+                             "LR is the main run")
         if len(t) < 2:
             raise ParamError(f"parameter 'targets' needs at least two lengths; got {','.join(map(str, t))}")
         if list(t) != sorted(set(t)):
@@ -171,35 +171,32 @@ class _Runner:
     NOT_READ = ("targets", "sweep_fracs", "widths", "depths", "d_model", "n_layer", "swa_horizon", "n_seeds",
                 "seed", "half_lr_control", "lr_grid")
 
-    def __init__(self, cfg: Config, corpus: CharCorpus, val, dev, d: int, L: int, seed: int, progress: bool):
-        self.cfg, self.corpus, self.val, self.dev, self.progress = cfg, corpus, val, dev, progress
+    def __init__(self, cfg: Config, corpus: CharCorpus, dev, d: int, L: int, seed: int, progress: bool):
+        self.cfg, self.dev = cfg, dev
         self.gcfg = gpt_config(cfg, d, L, corpus.vocab_size)
+        self.lm = CharLM(corpus, self.gcfg, batch_size=cfg.batch_size, eval_batches=cfg.eval_batches, seed=seed,
+                         dev=dev, progress=progress, checkpoint_every=CHECKPOINT_EVERY)
+        self.val = self.lm.val
         self.seed = seed
         self.name = size_key(d, L)
         self.key = {**config_key(cfg, drop=self.NOT_READ), "seed": seed, "model": asdict(self.gcfg)}
 
     def fresh(self, lr):
-        torch.manual_seed(self.seed)
-        model = GPT(self.gcfg).to(self.dev)
+        model = self.lm.model()
         return model, adamw(model, lr, (0.9, self.cfg.beta2), self.cfg.weight_decay)
 
     def train(self, schedule, start, end, ckpt, snap=None, desc="", eval_every=None, lr_scale=1.0, **kw):
         c = self.cfg
         model, opt = self.fresh(c.lr * lr_scale)
-        if snap is not None:
-            model.load_state_dict(snap["model"])
-            opt.load_state_dict(copy.deepcopy(snap["optimizer"]))
-        batch = lambda t: self.corpus.train_batch(t, c.batch_size, c.seq_len, self.seed)  # noqa: E731
-        return train(model, opt, schedule, batch, start, end, lr=c.lr * lr_scale, val_batches=self.val,
-                     eval_every=eval_every or c.eval_every, clip=c.clip, dev=self.dev,
-                     desc=f"{self.name} s{self.seed} {desc}", progress=self.progress,
-                     checkpoint=ckpt, checkpoint_every=CHECKPOINT_EVERY, **kw)
+        return self.lm.fit(model, opt, schedule, start, end, lr=c.lr * lr_scale, snap=snap,
+                           eval_every=eval_every or c.eval_every, clip=c.clip,
+                           desc=f"{self.name} s{self.seed} {desc}", checkpoint=ckpt, **kw)
 
     def cached(self, name, extra, fn):
         return cached(CHAPTER, f"{self.name}-s{self.seed}-{name}", {**self.key, **extra}, fn)
 
     def initial_val(self):
-        return self.cached("init", {}, lambda ckpt: evaluate(self.fresh(self.cfg.lr)[0], self.val, self.dev))
+        return self.cached("init", {}, lambda ckpt: self.lm.evaluate(self.lm.model()))
 
     def cosine(self, T, final=0.1):
         sched = schedules.make("cosine", total=T, warmup=self.cfg.warmup, final=final)
@@ -270,7 +267,7 @@ def _main_runs(r: _Runner, cfg: Config, first: bool) -> dict:
     return s
 
 
-def _lr_sweep(cfg: Config, corpus, val, dev, main: dict, progress: bool) -> dict:
+def _lr_sweep(cfg: Config, corpus, dev, main: dict, progress: bool) -> dict:
     """Paper Fig. 3 (right): the final loss of a cosine and of a 20% (1-sqrt) cooldown of the
     middle length at every peak LR of the grid, main size, first seed (the chosen LR's runs are
     the main runs). {lr: {"cosine", "cooldown"}}."""
@@ -278,7 +275,7 @@ def _lr_sweep(cfg: Config, corpus, val, dev, main: dict, progress: bool) -> dict
     out = {cfg.lr: {"cosine": main["cosine"][T], "cooldown": main["cooldown"][T]}}
     for lr in (x for x in cfg.lr_grid if x != cfg.lr):
         c = dataclasses.replace(cfg, lr=lr)
-        r = _Runner(c, corpus, val, dev, cfg.d_model, cfg.n_layer, cfg.seed, progress)
+        r = _Runner(c, corpus, dev, cfg.d_model, cfg.n_layer, cfg.seed, progress)
         trunk = r.trunk(branch_point(T, f), {branch_point(T, f)})
         out[lr] = {"cosine": r.cosine(T), "cooldown": r.cooldown(trunk, T, f, "1-sqrt")}
     return dict(sorted(out.items()))
@@ -288,17 +285,16 @@ def run(cfg: Config, dev, progress: bool = True) -> dict:
     """All training runs of the chapter: {"main", "seeds", "per_seed": {seed: main-size runs},
     "sizes": {size: scaling runs of the first seed}, "lr_sweep": {lr: runs}}."""
     corpus = CharCorpus.load("tinyshakespeare")
-    val = corpus.val_batches(cfg.eval_batches, cfg.batch_size, cfg.seq_len)
     main = size_key(cfg.d_model, cfg.n_layer)
     out = {"main": main, "seeds": cfg.seeds, "per_seed": {}, "sizes": {}}
     for seed in cfg.seeds:
-        r = _Runner(cfg, corpus, val, dev, cfg.d_model, cfg.n_layer, seed, progress)
+        r = _Runner(cfg, corpus, dev, cfg.d_model, cfg.n_layer, seed, progress)
         out["per_seed"][seed] = _main_runs(r, cfg, first=seed == cfg.seed)
     for d, L in dict.fromkeys(zip(cfg.widths, cfg.depths)):
         name = size_key(d, L)
         if name == main:  # the main size's first seed already ran the scaling protocol (and more)
             out["sizes"][name] = out["per_seed"][cfg.seed]
         else:
-            out["sizes"][name] = _size_runs(_Runner(cfg, corpus, val, dev, d, L, cfg.seed, progress), cfg)
-    out["lr_sweep"] = _lr_sweep(cfg, corpus, val, dev, out["per_seed"][cfg.seed], progress)
+            out["sizes"][name] = _size_runs(_Runner(cfg, corpus, dev, d, L, cfg.seed, progress), cfg)
+    out["lr_sweep"] = _lr_sweep(cfg, corpus, dev, out["per_seed"][cfg.seed], progress)
     return out

@@ -32,7 +32,7 @@ from companion.models.gpt import GPT, GPTConfig
 from companion.optim import schedules
 from companion.params import ParamError, param
 from companion.results import cached, config_key
-from companion.train import evaluate, train
+from companion.train import CharLM, adamw
 
 CHAPTER = "sparsity-quantization"
 CHECKPOINT_EVERY = 500
@@ -201,10 +201,12 @@ TENSOR_FIELDS = ("tensor_shape", "tensor_df", "n_tensors", "tensor_sparsities", 
 
 class _Runner:
     def __init__(self, cfg: Config, corpus: CharCorpus, dev, progress: bool):
-        self.cfg, self.corpus, self.dev, self.progress = cfg, corpus, dev, progress
-        self.val = corpus.val_batches(cfg.eval_batches, cfg.batch_size, cfg.seq_len)
+        self.cfg, self.dev = cfg, dev
         self.gcfg = GPTConfig(vocab_size=corpus.vocab_size, seq_len=cfg.seq_len, n_layer=cfg.n_layer,
                               n_head=cfg.n_head, d_model=cfg.d_model, style="gpt2")
+        self.lm = CharLM(corpus, self.gcfg, batch_size=cfg.batch_size, eval_batches=cfg.eval_batches, seed=cfg.seed,
+                         dev=dev, progress=progress, checkpoint_every=CHECKPOINT_EVERY)
+        self.val = self.lm.val
         # keys by exclusion (results.config_key): the fields of the grids, of the tensor study
         # and of the fine-tuning are not read by the dense pre-training
         grids = ("sparsities", "formats", "ft_formats", "error_batches") + TENSOR_FIELDS
@@ -212,22 +214,15 @@ class _Runner:
         self.ft_key = config_key(cfg, drop=grids) | {"model": asdict(self.gcfg)}
 
     def model(self, state=None, spec: Spec = Spec()):
-        torch.manual_seed(self.cfg.seed)
-        m = GPT(self.gcfg).to(self.dev)
-        if state is not None:
-            m.load_state_dict(state)
-        return _compressed(m, self._act(spec))
+        return _compressed(self.lm.model(state), self._act(spec))
 
     def _act(self, spec: Spec) -> Spec:
         return Spec(spec.sparsity, spec.fmt, spec.order, self.cfg.act_quant)
 
-    def _train(self, model, steps, lr, schedule, desc, ckpt, seed_offset, n_evals):
-        c = self.cfg
-        optimizer = torch.optim.AdamW(model.param_groups(c.weight_decay), lr=lr, betas=(0.9, 0.95))
-        batch = lambda t: self.corpus.train_batch(t, c.batch_size, c.seq_len, c.seed + seed_offset)  # noqa: E731
-        hist, _ = train(model, optimizer, schedule, batch, 0, steps, lr=lr, val_batches=self.val,
-                        eval_every=max(1, steps // n_evals), dev=self.dev, desc=desc, progress=self.progress,
-                        checkpoint=ckpt, checkpoint_every=CHECKPOINT_EVERY)
+    def _train(self, model, steps, lr, schedule, desc, ckpt, stream, n_evals):
+        optimizer = adamw(model, lr, weight_decay=self.cfg.weight_decay)
+        hist, _ = self.lm.fit(model, optimizer, schedule, 0, steps, lr=lr, eval_every=max(1, steps // n_evals),
+                              desc=desc, stream=stream, checkpoint=ckpt)
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return {"state": state, "history": hist}
 
@@ -251,7 +246,7 @@ class _Runner:
         return cached(CHAPTER, name, self.ft_key | {"spec": asdict(self._act(spec))}, compute)
 
     def ce(self, state, spec: Spec) -> float:
-        return evaluate(self.model(state, spec), self.val, self.dev)
+        return self.lm.evaluate(self.model(state, spec))
 
     def grid(self) -> list:
         """Validation cross-entropy of every (stage, order, sparsity, format) of the chapter."""

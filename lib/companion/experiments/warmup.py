@@ -27,7 +27,7 @@ from companion.optim import schedules
 from companion.optim.lion import LionA, LionAR
 from companion.params import ParamError, param
 from companion.results import cached
-from companion.train import evaluate, train
+from companion.train import CharLM
 
 CHAPTER = "warmup"
 CHECKPOINT_EVERY = 250
@@ -130,21 +130,18 @@ OPTIMIZERS = {"adamw": _adamw, "liona": _liona, "lionar": _lionar, "lionar-hm": 
 
 class _Runner:
     def __init__(self, cfg: Config, corpus: CharCorpus, dev, progress: bool):
-        self.cfg, self.corpus, self.dev, self.progress = cfg, corpus, dev, progress
-        self.val = corpus.val_batches(cfg.eval_batches, cfg.batch_size, cfg.seq_len)
-        self.probe_x = self.val[0][0][:4]  # a fixed probe batch for the representation change
+        self.cfg, self.dev = cfg, dev
         self.gcfg = GPTConfig(vocab_size=corpus.vocab_size, seq_len=cfg.seq_len, n_layer=cfg.n_layer,
                               n_head=cfg.n_head, d_model=cfg.d_model, style="gpt2")
+        self.lm = CharLM(corpus, self.gcfg, batch_size=cfg.batch_size, eval_batches=cfg.eval_batches, seed=cfg.seed,
+                         dev=dev, progress=progress, checkpoint_every=CHECKPOINT_EVERY)
+        self.probe_x = self.lm.val[0][0][:4]  # a fixed probe batch for the representation change
         self.key = {k: v for k, v in asdict(cfg).items() if k not in ("warmups", "adamw_lrs", "ref_warmup",
                                                                       "liona_lrs", "lionar_lrs")}
         self.key["model"] = asdict(self.gcfg)
 
-    def fresh(self):
-        torch.manual_seed(self.cfg.seed)
-        return GPT(self.gcfg).to(self.dev)
-
     def initial_val(self):
-        return cached(CHAPTER, "init", self.key, lambda ckpt: evaluate(self.fresh(), self.val, self.dev))
+        return cached(CHAPTER, "init", self.key, lambda ckpt: self.lm.evaluate(self.lm.model()))
 
     def run(self, opt: str, lr: float, warmup: float, snr: bool = False):
         """One training run: history plus the probes' records."""
@@ -152,7 +149,7 @@ class _Runner:
         W = warmup_steps(c, warmup)
 
         def compute(ckpt):
-            model = self.fresh()
+            model = self.lm.model()
             optimizer = OPTIMIZERS[opt](model.param_groups(c.weight_decay, c.decay_embeddings), c, lr)
             probes = [UpdateProbe(model, c.probe_every, c.probe_dense),
                       RRCProbe(model, self.probe_x, c.probe_every, c.probe_dense)]
@@ -160,11 +157,8 @@ class _Runner:
                 probes.append(SNRProbe(model, c.snr_micro, c.probe_every, c.probe_dense,
                                        correct=opt == "lionar-kappa"))
             sched = schedules.make("trapezoid", total=c.steps, warmup=W, cooldown_frac=c.cooldown_frac)
-            batch = lambda t: self.corpus.train_batch(t, c.batch_size, c.seq_len, c.seed)  # noqa: E731
-            hist, _ = train(model, optimizer, sched, batch, 0, c.steps, lr=lr, val_batches=self.val,
-                            eval_every=c.eval_every, clip=c.clip, dev=self.dev, probes=probes,
-                            desc=f"{opt} lr={lr:g} W={warmup:.0%}", progress=self.progress,
-                            checkpoint=ckpt, checkpoint_every=CHECKPOINT_EVERY)
+            hist, _ = self.lm.fit(model, optimizer, sched, 0, c.steps, lr=lr, eval_every=c.eval_every, clip=c.clip,
+                                  probes=probes, desc=f"{opt} lr={lr:g} W={warmup:.0%}", checkpoint=ckpt)
             out = {"history": hist, "updates": probes[0].records, "rrc": probes[1].records}
             if len(probes) > 2:
                 out["snr"] = probes[2].records

@@ -2,6 +2,8 @@
 deep-grokking paper gives none; brief, section 5.6)."""
 import math
 
+from companion.metrics.smoothing import moving_average
+
 
 def first_step(steps, values, threshold: float) -> float:
     """The first step whose value reaches `threshold` (inf if none)."""
@@ -24,18 +26,12 @@ def grokking_delay(steps, train_acc, test_acc, chance: float = 0.1) -> float:
     return generalization_step(steps, test_acc, chance) - t_fit if t_fit < math.inf else math.inf
 
 
-def _smooth(values, k: int = 3):
-    """Centred moving average over k evaluations (shorter at the ends)."""
-    h = k // 2
-    return [sum(values[max(0, i - h):i + h + 1]) / len(values[max(0, i - h):i + h + 1]) for i in range(len(values))]
-
-
 def two_stage(steps, test_acc, min_rise: float = 0.1, min_plateau_decades: float = 0.3, tol: float = 0.03):
     """Two-stage generalisation: the smoothed test curve rises by >= min_rise, then stays
     within tol of where the rise ended (a plateau or a dip) for >= min_plateau_decades of
     log10(step), then rises again by >= min_rise. Returns the plateau (first step, last
     step) or None."""
-    a = _smooth(list(test_acc))
+    a = moving_average(test_acc, 3)
     logs = [math.log10(max(s, 1)) for s in steps]
     for i in range(1, len(a)):
         if a[i] - min(a[:i]) < min_rise:
@@ -65,7 +61,7 @@ def double_descent(steps, values, rel: float = 0.05):
     """Fall, rise, fall of a positive series, each by >= `rel` of the extreme it starts from
     (a zigzag filter on the 3-point smoothed series): the rank double descent. Returns
     (step of the trough, step of the peak between the two descents) or None."""
-    v = _smooth(list(values))
+    v = moving_average(values, 3)
     top, trough, peak = v[0], None, None
     for s, x in zip(steps, v):
         if trough is None:  # first descent

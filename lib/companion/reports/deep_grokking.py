@@ -1,17 +1,13 @@
-"""The deep-grokking chapter's report: per-run indicators, the paper's claims checked on them,
-and the figures (functions return matplotlib figures; the notebook shows, captions and saves
-them). Nothing here trains."""
+"""The deep-grokking chapter's report: per-run indicators and the paper's claims checked on
+them (figures: `deep_grokking_figures`). Nothing here trains."""
 import math
 
-import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from companion import claims as C
 from companion.experiments.deep_grokking import Config
 from companion.metrics import grokking as G
 from companion.metrics.features import tunnel_length
-from companion.plotting import colors, panels
 
 CHANCE = 0.1
 PEN = -2  # the second-to-last Linear layer, whose rank the paper's Fig. 5 shows
@@ -39,7 +35,7 @@ def late_median(run, key="erank"):
     return steps, np.array([np.median(r[key][L // 2:-1] if L > 2 else r[key][:1]) for r in run["records"]])
 
 
-def _at(steps, values, step):
+def value_at(steps, values, step):
     """The value at the last evaluation <= step."""
     i = int(np.searchsorted(steps, step, side="right")) - 1
     return float(values[max(i, 0)])
@@ -47,8 +43,8 @@ def _at(steps, values, step):
 
 def _rel(steps, values, a, b):
     """Relative change of values from step a to step b."""
-    va = _at(steps, values, a)
-    return _at(steps, values, b) / va - 1 if va else math.nan
+    va = value_at(steps, values, a)
+    return value_at(steps, values, b) / va - 1 if va else math.nan
 
 
 def _log_gap(a, b):
@@ -84,21 +80,21 @@ def summarize(run, cfg: Config) -> dict:
         "final_train": float(train[-1]), "final_test": float(test[-1]), "best_test": float(test.max()),
         "t_fit": t_fit, "t_gen": t_gen if fitted else math.inf, "delay": t_gen - t_fit if fitted else math.inf,
         "evals_after_fit": int((steps > t_fit).sum()),
-        "test_at_fit": _at(steps, test, t_fit) if fitted else math.nan,
+        "test_at_fit": value_at(steps, test, t_fit) if fitted else math.nan,
         "train_at": {str(int(s)): float(a) for s, a in zip(steps, train)},
         "two_stage": list(plateau) if plateau else None,
         "two_stage_decades": _log_gap(*plateau) if plateau else 0.0,
         "rank_double_descent": list(dd) if dd else None,
         "rank_double_descent_depth": G.double_descent_depth(steps_, med.tolist()),
-        "pen_erank": {"start": float(pen[0]), "mem": _at(steps, pen, t_mem) if fitted else math.nan,
-                      "fit": _at(steps, pen, t_fit) if fitted else math.nan, "end": float(pen[-1])},
+        "pen_erank": {"start": float(pen[0]), "mem": value_at(steps, pen, t_mem) if fitted else math.nan,
+                      "fit": value_at(steps, pen, t_fit) if fitted else math.nan, "end": float(pen[-1])},
         "pen_erank_change_memorising": _rel(steps, pen, t_mem, t_fit) if fitted else math.nan,
         "pen_erank_change_after_fit": _rel(steps, pen, t_fit, t_end) if fitted else math.nan,
         "pen_rank_change_after_fit": _rel(steps, pen_rank, t_fit, t_end) if fitted else math.nan,
         "rank_onset": rank_onset, "norm_onset": norm_onset,
         "rank_onset_minus_gen_decades": _log_gap(t_gen, rank_onset) if fitted else math.inf,
         "norm_onset_minus_gen_decades": _log_gap(t_gen, norm_onset),
-        "norm": {"start": float(norm[0]), "fit": _at(steps, norm, t_fit) if fitted else math.nan,
+        "norm": {"start": float(norm[0]), "fit": value_at(steps, norm, t_fit) if fitted else math.nan,
                  "end": float(norm[-1])},
         "final_rank": final["rank"], "final_erank": final["erank"],
         "tunnel_length": tunnel_length(final["rank"], cfg.width, cfg.tunnel_frac),
@@ -135,7 +131,7 @@ def _lead(res, a, b, key, step):
     """key of run a minus key of run b at `step` (inf/None step: nan)."""
     if step is None or math.isinf(step):
         return math.nan
-    return _at(*series(res["depth"][a], key), step) - _at(*series(res["depth"][b], key), step)
+    return value_at(*series(res["depth"][a], key), step) - value_at(*series(res["depth"][b], key), step)
 
 
 def _grok(m):
@@ -203,157 +199,6 @@ CLAIMS = [
 ]
 
 
-# ---- figures ---------------------------------------------------------------------------
-
-def _label(s: dict) -> str:
-    return f"depth {s['depth']}, N = {s['n_train']}, γ = {s['weight_decay']:g}"
-
-
-def _mark(ax, s):
-    for t, ls in ((s["t_fit"], ":"), (s["t_gen"], "--")):
-        if t is not None and t > 0:
-            ax.axvline(t, color="0.5", lw=0.8, ls=ls)
-
-
-def _acc(ax, run, s, color=None, legend=True):
-    steps, train = logged(run, "train_acc")
-    _, test = logged(run, "test_acc")
-    c = colors(2)
-    ax.plot(steps, train, color=color or c[0], label="train")
-    ax.plot(steps, test, color=color or c[1], ls="--" if color else "-", label="test")
-    ax.set(xscale="log", ylim=(0, 1.02), xlabel="step")
-    _mark(ax, s)
-    if legend:
-        ax.legend(loc="upper left")
-
-
-def accuracy_by_depth(res, m):
-    """Fig. 2 (top row) analogue: train and test accuracy vs step, one panel per depth."""
-    names = list(res["depth"])
-    fig, axes = panels(len(names), row_height=2.8, sharey=True)
-    for ax, n in zip(axes, names):
-        _acc(ax, res["depth"][n], m["runs"][n], legend=ax is axes[0])
-        ax.set_title(_label(m["runs"][n]))
-    for ax in axes[::2]:
-        ax.set_ylabel("accuracy")
-    fig.tight_layout()
-    return fig
-
-
-def _layer_lines(ax, run, key, cmap="viridis"):
-    L = len(run["records"][0][key])
-    cm = plt.get_cmap(cmap)
-    for layer in range(L - 1):  # the output layer (rank <= 10) is left out
-        ax.plot(*logged(run, key, layer), color=cm(layer / max(L - 2, 1)), lw=1.2,
-                label=f"layer {layer + 1}" if layer in (0, L - 2) else None)
-    ax.set(xscale="log", xlabel="step")
-
-
-def rank_panels(res, m, names):
-    """Fig. 1 analogue: per-layer effective and numerical rank, accuracy and linear-probe
-    accuracy vs step, one column per run."""
-    runs = {n: r for g in res.values() for n, r in g.items()}
-    fig, axes = plt.subplots(4, len(names), figsize=(3.4 * len(names), 9.0), sharex="col", squeeze=False)
-    for j, n in enumerate(names):
-        run, s = runs[n], m["runs"][n]
-        _layer_lines(axes[0][j], run, "erank")
-        _layer_lines(axes[1][j], run, "rank")
-        _acc(axes[2][j], run, s, legend=j == 0)
-        _probe_lines(axes[3][j], run)
-        for ax in axes[:, j]:
-            _mark(ax, s)
-        axes[0][j].set_title(_label(s))
-    axes[0][0].set_ylabel("effective rank")
-    axes[1][0].set_ylabel("numerical rank")
-    axes[2][0].set_ylabel("accuracy")
-    axes[3][0].set_ylabel("linear-probe accuracy")
-    axes[0][0].legend(loc="lower left")
-    fig.tight_layout()
-    return fig
-
-
-def _probe_lines(ax, run):
-    recs = [r for r in run["records"] if "probe_acc" in r]
-    if not recs:
-        ax.text(0.5, 0.5, "no probes", ha="center", transform=ax.transAxes)
-        return
-    steps = np.array([max(r["step"], 1) for r in recs])
-    L = len(recs[0]["probe_acc"])
-    cm = plt.get_cmap("viridis")
-    for layer in range(L):
-        ax.plot(steps, [r["probe_acc"][layer] for r in recs], "o-", ms=3, color=cm(layer / max(L - 1, 1)), lw=1)
-    ax.set(xscale="log", ylim=(0, 1.02), xlabel="step")
-
-
-def tunnel(res, m, cfg):
-    """Figs. 3-4 analogue: final numerical rank per layer for each depth, the threshold, and
-    the tunnel length."""
-    names = list(res["depth"])
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.5, 3.0), gridspec_kw=dict(width_ratios=[2.2, 1]))
-    c = colors(len(names))
-    for k, n in enumerate(names):
-        ranks = m["runs"][n]["final_rank"]
-        ax.plot(range(1, len(ranks) + 1), ranks, "o-", color=c[k], ms=3, label=f"depth {m['runs'][n]['depth']}")
-    ax.axhline(cfg.tunnel_frac * cfg.width, color="0.4", ls="--", lw=1)
-    ax.text(1, cfg.tunnel_frac * cfg.width, f" threshold {cfg.tunnel_frac:g} × width", va="bottom", fontsize=8)
-    ax.set(xlabel="layer (Linear output)", ylabel=f"numerical rank ({cfg.dtype})", ylim=(0, cfg.width * 1.05))
-    ax.legend(loc="lower left")
-    depths = [m["runs"][n]["depth"] for n in names]
-    bx.bar([str(d) for d in depths], [m["runs"][n]["tunnel_length"] for n in names], color=c)
-    bx.set(xlabel="depth", ylabel="tunnel length (layers)")
-    bx.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    return fig
-
-
-def norm_vs_rank(res, m, names):
-    """Fig. 5 analogue: accuracy, weight norm (all parameters and last layer) and the
-    second-to-last layer's effective rank vs step, transition steps marked."""
-    runs = {n: r for g in res.values() for n, r in g.items()}
-    fig, axes = plt.subplots(2, 2, figsize=(7.5, 5.2), sharex=True)
-    c = colors(len(names))
-    for k, n in enumerate(names):
-        run, s = runs[n], m["runs"][n]
-        steps, norm = logged(run, "norm")
-        axes[0][0].plot(*logged(run, "test_acc"), color=c[k])
-        axes[0][0].plot(*logged(run, "train_acc"), color=c[k], ls=":", lw=1)
-        axes[0][1].plot(steps, norm / s["norm"]["start"], color=c[k])
-        axes[1][0].plot(*logged(run, "last_norm"), color=c[k])
-        axes[1][1].plot(*logged(run, "erank", PEN), color=c[k], label=_label(s))
-        for ax in axes.flat:
-            if s["t_gen"] is not None:
-                ax.axvline(s["t_gen"], color=c[k], lw=0.8, ls="--")
-    axes[0][0].set(ylabel="test (solid) / train (dotted) acc.", ylim=(0, 1.02))
-    axes[0][1].set(ylabel="‖θ‖ / ‖θ₀‖ (all parameters)")
-    axes[1][0].set(ylabel="‖θ‖ of the last layer")
-    axes[1][1].set(ylabel="effective rank, 2nd-to-last layer")
-    for ax in axes.flat:
-        ax.set_xscale("log")
-    for ax in axes[1]:
-        ax.set_xlabel("step")
-    axes[1][1].legend(loc="lower left", fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def regimes(res, m):
-    """Figs. 6-7 analogue: accuracy and the median late-layer effective rank per weight decay."""
-    names = list(res["regime"])
-    fig, axes = plt.subplots(2, len(names), figsize=(3.0 * len(names), 5.0), sharex=True, squeeze=False)
-    for j, n in enumerate(names):
-        run, s = res["regime"][n], m["runs"][n]
-        _acc(axes[0][j], run, s, legend=j == 0)
-        steps, med = late_median(run)
-        axes[1][j].plot(steps[steps > 0], med[steps > 0], color=colors(3)[2])
-        axes[1][j].set(xscale="log", xlabel="step")
-        _mark(axes[1][j], s)
-        axes[0][j].set_title(f"γ = {s['weight_decay']:g}")
-    axes[0][0].set_ylabel("accuracy")
-    axes[1][0].set_ylabel("median effective rank,\nlast half of the layers")
-    fig.tight_layout()
-    return fig
-
-
 def _span(pair, fmt):
     """A pair of steps as text ("no" if None)."""
     return fmt.format(*(f"{t:,}" for t in pair)) if pair else "no"
@@ -377,31 +222,6 @@ def fitted_runs(m) -> list:
     return [n for n, s in m["runs"].items() if s["t_fit"] is not None]
 
 
-def stage_figure(res, m):
-    """Fig. 1c analogue for the two-stage run: accuracy, the median late-layer effective rank
-    with its turning points, and every hidden layer's effective rank."""
-    name = m["stage_run"]
-    run, s = res["stage"][name], m["runs"][name]
-    fig, axes = plt.subplots(3, 1, figsize=(6.4, 7.0), sharex=True)
-    _acc(axes[0], run, s)
-    axes[0].set(ylabel="accuracy", title=_label(s))
-    steps, med = late_median(run)
-    axes[1].plot(steps[steps > 0], med[steps > 0], color=colors(3)[2])
-    axes[1].set(xscale="log", ylabel="median effective rank,\nlast half of the layers")
-    if s["rank_double_descent"]:
-        for t, mk in zip(s["rank_double_descent"], ("v", "^")):
-            axes[1].plot(max(t, 1), _at(steps, med, t), mk, color="k", ms=7)
-    _layer_lines(axes[2], run, "erank")
-    axes[2].set(ylabel="effective rank per layer")
-    axes[2].legend(loc="lower left")
-    for ax in axes:
-        _mark(ax, s)
-        if s["two_stage"]:
-            ax.axvspan(*s["two_stage"], color="0.85", zorder=0)
-    fig.tight_layout()
-    return fig
-
-
 def data_note(cfg: Config):
     """What the images of this run are, said plainly (a Markdown display)."""
     from IPython.display import Markdown
@@ -419,33 +239,3 @@ def data_note(cfg: Config):
                   "plumbing check, not MNIST.",
     }[cfg.data]
     return Markdown(text + " Pixels are scaled to [0, 1] and not normalised, as in the official code.")
-
-
-def trajectory(res, m, names):
-    """Fig. 5 read the other way: each run's path in the (weight norm, rank) plane, coloured by
-    its test accuracy. A horizontal stretch means the norm moves while the rank does not."""
-    runs = {n: r for g in res.values() for n, r in g.items()}
-    rows = math.ceil(len(names) / 2)
-    fig, axes = plt.subplots(rows, 2, figsize=(7.0, 3.0 * rows), sharey=True, squeeze=False)
-    for ax in axes.flat[len(names):]:
-        ax.set_visible(False)
-    for ax, n in zip(axes.flat, names):
-        run, s = runs[n], m["runs"][n]
-        _, norm = series(run, "norm")
-        _, rank = series(run, "erank", PEN)
-        _, test = series(run, "test_acc")
-        ax.plot(norm / norm[0], rank, color="0.75", lw=1, zorder=1)
-        sc = ax.scatter(norm / norm[0], rank, c=test, cmap="viridis", vmin=0, vmax=1, s=14, zorder=2)
-        steps = series(run, "norm")[0]
-        for t, mk, lab in ((s["t_fit"], "s", "t_fit"), (s["t_gen"], "D", "t_gen")):
-            if t is not None:
-                ax.plot(_at(steps, norm, t) / norm[0], _at(steps, rank, t), mk, mfc="none", mec="k", ms=8,
-                        label=lab)
-        ax.set(xlabel="‖θ‖ / ‖θ₀‖", title=_label(s))
-        ax.invert_xaxis()  # training runs from right (large norm) to left
-    for row in axes:
-        row[0].set_ylabel("effective rank,\n2nd-to-last layer")
-    axes[0][0].legend(loc="lower left")
-    fig.tight_layout()
-    fig.colorbar(sc, ax=axes.ravel().tolist(), label="test accuracy", fraction=0.03)
-    return fig

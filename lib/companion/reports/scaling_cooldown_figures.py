@@ -8,10 +8,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from companion.claims import decide, summarize
 from companion.experiments.scaling_cooldown import branch_point
 from companion.optim import schedules
 from companion.plotting import WIDTH, colors
-from companion.claims import decide, summarize
 from companion.reports.scaling_cooldown import CLAIMS, MATCH
 
 LOSS = "validation loss (nats/char)"

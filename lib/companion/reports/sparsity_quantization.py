@@ -1,5 +1,6 @@
 """The sparsity-quantization chapter's report: tensor- and model-level indicators, the paper's
-claims checked on them, tables and figures. Nothing here trains.
+claims checked on them, and tables (figures: `sparsity_quantization_figures`). Nothing here
+trains.
 
 The model metric is the validation cross-entropy (nats/char, lower is better); perplexity is
 its exponential. The orthogonality bound (the paper's Eq. 12, additive, our reading) is
@@ -8,14 +9,12 @@ m_Q the dense model quantized one-shot; S->Q is "not orthogonal" when m_{S->Q} >
 """
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from companion import claims as C
 from companion.compress.formats import bits_per_element
 from companion.experiments.sparsity_quantization import ORDERS, Config
-from companion.plotting import colors
 
 TOL = 1e-6  # relative slack of float32 error sums in the tensor-level comparisons
 
@@ -90,7 +89,7 @@ def grid_frame(res) -> pd.DataFrame:
     return g
 
 
-def _ce(g, stage, order, sp="", fmt=""):
+def cell_ce(g, stage, order, sp="", fmt=""):
     row = g[(g.stage == stage) & (g.order == order) & (g.sparsity == sp) & (g.format == fmt)]
     return float(row.ce.iloc[0]) if len(row) else math.nan
 
@@ -99,7 +98,7 @@ def order_cells(g) -> pd.DataFrame:
     """Paired S->Q / Q->S cells: same stage, sparsity and format; gap = Q->S - S->Q (CE)."""
     rows = []
     for (stage, sp, fmt), cell in g[g.order.isin(list(ORDERS))].groupby(["stage", "sparsity", "format"], sort=False):
-        sq, qs = _ce(g, stage, "sq", sp, fmt), _ce(g, stage, "qs", sp, fmt)
+        sq, qs = cell_ce(g, stage, "sq", sp, fmt), cell_ce(g, stage, "qs", sp, fmt)
         rows.append(dict(stage=stage, sparsity=sp, format=fmt, sq=sq, qs=qs, gap=qs - sq))
     return pd.DataFrame(rows)
 
@@ -107,13 +106,13 @@ def order_cells(g) -> pd.DataFrame:
 def orthogonality(g, cfg: Config) -> pd.DataFrame:
     """Per (sparsity, format): the individual degradations, the bound and the measured S->Q
     (the paper's pipeline: sparse fine-tuning, then one-shot quantization)."""
-    dense = _ce(g, "one-shot", "dense")
+    dense = cell_ce(g, "one-shot", "dense")
     rows = []
     for sp in cfg.sparsities:
-        d_s = _ce(g, "sparse-ft", "S", sp) - dense
+        d_s = cell_ce(g, "sparse-ft", "S", sp) - dense
         for fmt in cfg.formats:
-            d_q = _ce(g, "one-shot", "Q", "", fmt) - dense
-            sq = _ce(g, "sparse-ft", "sq", sp, fmt)
+            d_q = cell_ce(g, "one-shot", "Q", "", fmt) - dense
+            sq = cell_ce(g, "sparse-ft", "sq", sp, fmt)
             p_orth = math.exp(dense + d_s) + math.exp(dense + d_q) - math.exp(dense)
             rows.append(dict(sparsity=sp, format=fmt, dS=d_s, dQ=d_q, bound=dense + d_s + d_q, measured=sq,
                              excess=sq - (dense + d_s + d_q), ppl_bound=p_orth, ppl_measured=math.exp(sq),
@@ -124,16 +123,16 @@ def orthogonality(g, cfg: Config) -> pd.DataFrame:
 def table2(res, cfg: Config) -> pd.DataFrame:
     """The Table-2 analogue: validation perplexity by sparsity, pipeline and format."""
     g = grid_frame(res)
-    rows = {("dense", "FP32"): {"FP32": math.exp(_ce(g, "one-shot", "dense"))} |
-            {f: math.exp(_ce(g, "one-shot", "Q", "", f)) for f in cfg.formats}}
+    rows = {("dense", "FP32"): {"FP32": math.exp(cell_ce(g, "one-shot", "dense"))} |
+            {f: math.exp(cell_ce(g, "one-shot", "Q", "", f)) for f in cfg.formats}}
     for sp in cfg.sparsities:
-        rows[(sp, "S only, sparse FT")] = {"FP32": math.exp(_ce(g, "sparse-ft", "S", sp))}
+        rows[(sp, "S only, sparse FT")] = {"FP32": math.exp(cell_ce(g, "sparse-ft", "S", sp))}
         for label, stage, order in (("S→Q one-shot", "one-shot", "sq"), ("Q→S one-shot", "one-shot", "qs"),
                                     ("S→Q: sparse FT, then Q (paper)", "sparse-ft", "sq"),
                                     ("Q→S: sparse FT, then Q", "sparse-ft", "qs"),
                                     ("S→Q, quantization-aware FT", "qat", "sq"),
                                     ("Q→S, quantization-aware FT (paper)", "qat", "qs")):
-            rows[(sp, label)] = {f: math.exp(_ce(g, stage, order, sp, f)) for f in cfg.formats}
+            rows[(sp, label)] = {f: math.exp(cell_ce(g, stage, order, sp, f)) for f in cfg.formats}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.names = ["sparsity", "pipeline"]
     return out[["FP32", *by_bits(cfg.formats)]]
@@ -171,7 +170,7 @@ def metrics(res: dict, cfg: Config) -> dict:
     orth = orthogonality(g, cfg)
     lay = layer_frame(res)
     prod = pd.DataFrame(res["products"])
-    dense = _ce(g, "one-shot", "dense")
+    dense = cell_ce(g, "one-shot", "dense")
     near, stoch = t.rounding == "nearest", t.rounding == "stochastic"
 
     def frac_sq_better(stage, fmt_ok=lambda f: True):
@@ -185,7 +184,7 @@ def metrics(res: dict, cfg: Config) -> dict:
     qs_worse = [float(last[("qs", sp, f)] > last[("sq", sp, f)]) for sp, f in low]
     o4 = orth[orth.format.map(four_bit)]
     o8 = orth[~orth.format.map(low_bit)]
-    s_ft = {sp: _ce(g, "sparse-ft", "S", sp) for sp in cfg.sparsities}
+    s_ft = {sp: cell_ce(g, "sparse-ft", "S", sp) for sp in cfg.sparsities}
     two_four = "2:4" if "2:4" in cfg.sparsities else cfg.sparsities[0]
     o24 = o4[o4.sparsity == two_four]
     out = {
@@ -204,16 +203,16 @@ def metrics(res: dict, cfg: Config) -> dict:
             "mismatch_24": {f: float(t[near & (t.source == "student-t") & (t.sparsity == "2:4")
                                        & (t.format == f)].mismatch.mean()) for f in by_bits(set(t.format))},
         },
-        "one_shot_cost": {"S": {sp: _ce(g, "one-shot", "S", sp) - dense for sp in cfg.sparsities},
-                          "Q": {f: _ce(g, "one-shot", "Q", "", f) - dense for f in cfg.formats}},
+        "one_shot_cost": {"S": {sp: cell_ce(g, "one-shot", "S", sp) - dense for sp in cfg.sparsities},
+                          "Q": {f: cell_ce(g, "one-shot", "Q", "", f) - dense for f in cfg.formats}},
         "sparse_ft_cost": {sp: s_ft[sp] - dense for sp in cfg.sparsities},
         "order": {stage: dict(zip(("sq_not_worse", "cells"), frac_sq_better(stage, ok)))
                   for stage, ok in (("one-shot", lambda f: True), ("sparse-ft", lambda f: True),
                                     ("qat", low_bit))},
         "qat_gap_mean": float(cells[cells.stage == "qat"].gap.mean()) if (cells.stage == "qat").any() else math.nan,
         # the paper's S->Q pipeline (sparse FT, quantize after) against its Q->S (quantization-aware FT)
-        "pipeline_gap": {f"{r.sparsity}/{r.format}": _ce(g, "qat", "qs", r.sparsity, r.format)
-                         - _ce(g, "sparse-ft", "sq", r.sparsity, r.format)
+        "pipeline_gap": {f"{r.sparsity}/{r.format}": cell_ce(g, "qat", "qs", r.sparsity, r.format)
+                         - cell_ce(g, "sparse-ft", "sq", r.sparsity, r.format)
                          for r in cells[cells.stage == "qat"].itertuples()},
         "orth_4bit_exceeds": float((o4.excess > 0).mean()) if len(o4) else math.nan,
         "orth_4bit_cells": int(len(o4)),
@@ -296,180 +295,8 @@ CLAIMS = [
 ]
 
 
-# ---- figures ---------------------------------------------------------------------------
-
-def _fmt_axis(ax, fmts):
-    ax.set_xticks(range(len(fmts)), [f.upper() for f in fmts], rotation=45, ha="right")
-
-
-def tensor_errors(res):
-    """Extra error beyond pruning alone, ε − ε_S, of S→Q and Q→S per format, against ε_Q (the
-    room Thm 3.5 allows): one panel per source and sparsity (round-to-nearest)."""
-    tab = tensor_table(res).reset_index()
-    sources, sps = list(dict.fromkeys(tab.source)), [s for s in ("2:4", "50%") if s in set(tab.sparsity)]
-    fig, axes = plt.subplots(len(sources), len(sps), figsize=(3.4 * len(sps), 2.7 * len(sources)),
-                             sharey="row", squeeze=False)
-    c = colors(3)
-    for i, src in enumerate(sources):
-        for j, sp in enumerate(sps):
-            ax, d = axes[i][j], tab[(tab.source == src) & (tab.sparsity == sp)].set_index("format")
-            fmts = by_bits(d.index)
-            x = np.arange(len(fmts))
-            ax.bar(x - 0.2, [d.loc[f, "ε_S→Q"] - d.loc[f, "ε_S"] for f in fmts], 0.4, color=c[0], label="S→Q")
-            ax.bar(x + 0.2, [d.loc[f, "ε_Q→S"] - d.loc[f, "ε_S"] for f in fmts], 0.4, color=c[1], label="Q→S")
-            ax.plot(x, [d.loc[f, "ε_Q"] for f in fmts], "k_", ms=14, mew=1.5, label="ε_Q (Thm 3.5 room)")
-            ax.set(yscale="log", title=f"{src}, {sp}")
-            _fmt_axis(ax, fmts)
-        axes[i][0].set_ylabel("ε − ε_S (relative L2)")
-    axes[0][0].legend(loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
-def mismatch(res):
-    """Fraction of the elements magnitude pruning keeps that Q→S prunes instead, per format."""
-    t = tensor_frame(res)
-    t = t[t.rounding == "nearest"]
-    fmts = by_bits(set(t.format))
-    fig, ax = plt.subplots(figsize=(6.4, 3.2))
-    sps = list(dict.fromkeys(t.sparsity))
-    c = colors(len(sps))
-    for k, sp in enumerate(sps):
-        for src, ls in (("student-t", "-"), ("trained", "--")):
-            d = t[(t.sparsity == sp) & (t.source == src)].groupby("format").mismatch.mean()
-            ax.plot(range(len(fmts)), [d.get(f, np.nan) for f in fmts], ls, marker="o", ms=3, color=c[k],
-                    label=f"{sp}, {src}")
-    _fmt_axis(ax, fmts)
-    ax.set(ylabel="Q→S mask mismatch")
-    ax.legend(ncol=2, fontsize="x-small")
-    fig.tight_layout()
-    return fig
-
 
 PIPELINES = [("one-shot", "sq", "S→Q one-shot", "-", "o"), ("one-shot", "qs", "Q→S one-shot", "--", "o"),
              ("sparse-ft", "sq", "S→Q: sparse FT, then Q (paper)", "-", "s"),
              ("qat", "sq", "S→Q quantization-aware FT", "-", "^"), ("qat", "qs", "Q→S quantization-aware FT (paper)",
                                                                     "--", "^")]
-
-
-def grid_figure(res, cfg: Config):
-    """Table 2 as a figure: val cross-entropy per format for each pipeline, one panel per sparsity."""
-    g = grid_frame(res)
-    fmts = by_bits(cfg.formats)
-    fig, axes = plt.subplots(1, len(cfg.sparsities), figsize=(3.6 * len(cfg.sparsities), 3.4), sharey=True,
-                             squeeze=False)
-    c = colors(3)
-    for ax, sp in zip(axes[0], cfg.sparsities):
-        for stage, order, label, ls, mk in PIPELINES:
-            y = [_ce(g, stage, order, sp, f) for f in fmts]
-            ax.plot(range(len(fmts)), y, ls, marker=mk, ms=4, color=c[["one-shot", "sparse-ft", "qat"].index(stage)],
-                    label=label)
-        ax.axhline(_ce(g, "one-shot", "dense"), color="0.3", lw=0.8, label="dense")
-        ax.axhline(_ce(g, "sparse-ft", "S", sp), color="0.3", lw=0.8, ls=":", label="sparse FT (FP32)")
-        ax.set(title=f"{sp} sparsity")
-        _fmt_axis(ax, fmts)
-    axes[0][0].set_ylabel("validation cross-entropy (nats/char)")
-    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    return fig
-
-
-def order_gaps(res, cfg: Config):
-    """Paired order effect: Q→S − S→Q val CE per cell (above 0: S→Q better)."""
-    cells = order_cells(grid_frame(res))
-    fmts = by_bits(cfg.formats)
-    stages = [("one-shot", "one-shot, same weights"), ("sparse-ft", "after sparse FT"),
-              ("qat", "after equal quantization-aware FT")]
-    fig, axes = plt.subplots(1, len(cfg.sparsities), figsize=(3.4 * len(cfg.sparsities), 3.0), sharey=True,
-                             squeeze=False)
-    c = colors(3)
-    for ax, sp in zip(axes[0], cfg.sparsities):
-        for k, (stage, label) in enumerate(stages):
-            d = cells[(cells.stage == stage) & (cells.sparsity == sp)].set_index("format").gap
-            ax.plot(np.arange(len(fmts)) + 0.15 * (k - 1), [d.get(f, np.nan) for f in fmts], "o", ms=5,
-                    color=c[k], label=label)
-        ax.axhline(0, color="0.3", lw=0.8)
-        ax.set_yscale("symlog", linthresh=1e-2)
-        ax.set(title=f"{sp} sparsity")
-        _fmt_axis(ax, fmts)
-    axes[0][0].set_ylabel("CE(Q→S) − CE(S→Q)")
-    axes[0][0].legend(fontsize="x-small", loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
-def orthogonality_figure(res, cfg: Config):
-    """Left: the individual degradations ΔS (sparse FT) and ΔQ (one-shot) per format. Right:
-    measured S→Q minus the orthogonality bound dense + ΔS + ΔQ (above 0: not orthogonal)."""
-    orth = orthogonality(grid_frame(res), cfg)
-    fmts = by_bits(cfg.formats)
-    x = np.arange(len(fmts))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(7.6, 3.3))
-    c = colors(max(3, len(cfg.sparsities) + 1))
-    d0 = orth[orth.sparsity == cfg.sparsities[0]].set_index("format")
-    a.bar(x, [d0.loc[f, "dQ"] for f in fmts], 0.6, color=c[0], label="ΔQ (dense, one-shot)")
-    for k, sp in enumerate(cfg.sparsities):
-        a.axhline(orth[orth.sparsity == sp].dS.iloc[0], color=c[k + 1], ls="--", lw=1.2,
-                  label=f"ΔS ({sp}, sparse FT)")
-    a.set(yscale="log", ylabel="val CE increase over dense (nats)")
-    _fmt_axis(a, fmts)
-    a.legend(fontsize="x-small")
-    for k, sp in enumerate(cfg.sparsities):
-        d = orth[orth.sparsity == sp].set_index("format")
-        b.plot(x + 0.12 * (k - (len(cfg.sparsities) - 1) / 2), [d.loc[f, "excess"] for f in fmts], "o", ms=5,
-               color=c[k + 1], label=sp)
-    b.axhline(0, color="0.3", lw=0.8)
-    b.set(ylabel="S→Q − (dense + ΔS + ΔQ)  (nats)")
-    _fmt_axis(b, fmts)
-    b.legend(fontsize="x-small", title="above 0: not orthogonal", title_fontsize="x-small")
-    fig.tight_layout()
-    return fig
-
-
-def layer_errors(res, cfg: Config, formats=None):
-    """Fig. 1 analogue: relative output error of every block (and the logits) vs depth."""
-    lay = layer_frame(res)
-    fmts = formats or [f for f in by_bits(cfg.formats) if low_bit(f)]
-    fig, axes = plt.subplots(1, len(cfg.sparsities), figsize=(3.6 * len(cfg.sparsities), 3.3), sharey=True,
-                             squeeze=False)
-    c = colors(len(fmts))
-    L = cfg.n_layer
-    ticks = [f"block {i + 1}" for i in range(L)] + ["logits"]
-    for ax, sp in zip(axes[0], cfg.sparsities):
-        for k, f in enumerate(fmts):
-            for order, ls in (("sq", "-"), ("qs", "--")):
-                d = lay[(lay.order == order) & (lay.sparsity == sp) & (lay.format == f)].sort_values("layer")
-                ax.plot(d.layer, d.rel_err, ls, marker="o", ms=3, color=c[k],
-                        label=f"{f.upper()} {ORDERS[order]}" if sp == cfg.sparsities[-1] else None)
-        d = lay[(lay.order == "S") & (lay.sparsity == sp)].sort_values("layer")
-        ax.plot(d.layer, d.rel_err, ":", color="0.3", label="S only" if sp == cfg.sparsities[-1] else None)
-        ax.set_xticks(range(L + 1), ticks, rotation=30)
-        ax.set(title=f"{sp} sparsity, one-shot")
-    axes[0][0].set_ylabel("relative output error")
-    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    return fig
-
-
-def training_curves(res, cfg: Config):
-    """Left: dense pretraining. Right: val CE during quantization-aware fine-tuning of the
-    first sparsity, S→Q solid and Q→S dashed, one colour per format."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(7.6, 3.0))
-    h = res["dense_history"]
-    a.plot(h.steps, h.train_loss, color="0.7", lw=0.6, label="train (per step)")
-    a.plot(h.eval_steps, h.val_loss, "o-", ms=3, label="validation")
-    a.set(xlabel="step", ylabel="cross-entropy (nats/char)", title="dense pretraining")
-    a.legend()
-    sp = cfg.sparsities[0]
-    fmts = by_bits(cfg.ft_formats)
-    c = colors(len(fmts))
-    for k, f in enumerate(fmts):
-        for order, ls in (("sq", "-"), ("qs", "--")):
-            hh = res["finetune_histories"][f"{sp}/{f}/{order}"]
-            b.plot(hh.eval_steps, hh.val_loss, ls, color=c[k], label=f.upper() if order == "sq" else None)
-    hh = res["finetune_histories"][f"{sp}/fp32/sq"]
-    b.plot(hh.eval_steps, hh.val_loss, ":", color="0.3", label="sparse FT, FP32")
-    b.set(xlabel="fine-tuning step", title=f"{sp}: S→Q solid, Q→S dashed")
-    b.legend(fontsize="x-small", ncol=2)
-    fig.tight_layout()
-    return fig

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -188,6 +189,35 @@ def config_key(cfg, drop=()) -> dict:
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in drop}
 
 
+def _load_entry(path: Path):
+    try:
+        entry = torch.load(path, weights_only=False)
+        return entry if isinstance(entry, dict) and "value" in entry else None
+    except Exception:
+        return None
+
+
+def load_checkpoint(path, map_location=None):
+    """A mid-run checkpoint (train.train, the MLP loop), or None when there is none. One that
+    cannot be read (a crash while writing it on a filesystem without atomic rename, a disk
+    error, a foreign file) is moved aside to `<path>.corrupt`, named in a warning, and the
+    sub-run restarts from its beginning: it never blocks a rerun."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, weights_only=False, map_location=map_location)
+        if not isinstance(saved, dict) or "step" not in saved:
+            raise ValueError("not a checkpoint of this library")
+        return saved
+    except Exception as e:
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        warnings.warn(f"checkpoint {path} could not be read ({type(e).__name__}: {e}); moved to {aside}, "
+                      "restarting that sub-run", stacklevel=2)
+        return None
+
+
 def cache_dir() -> Path:
     """Where computed results live: $COMPANION_CACHE, else _build/cache under the project."""
     env = os.environ.get("COMPANION_CACHE")
@@ -208,12 +238,14 @@ def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
     full_key = {"chapter": chapter, "name": name, "config": key, "lib": compute_hash(chapter)}
     path = cache_dir() / chapter / f"{name}-{stable_hash(full_key)}.pt"
     if enabled and path.exists():
-        try:
-            entry = torch.load(path, weights_only=False)
+        entry = _load_entry(path)
+        if entry is not None and stable_hash(entry.get("key")) == stable_hash(full_key):
             LEDGER.append((name, entry.get("seconds", float("nan")), True))
             return entry["value"]
-        except Exception:  # a damaged cache entry is recomputed, never trusted
-            pass
+        # a damaged entry, or one whose stored key is another's (a copied or swapped file), is
+        # recomputed, never trusted
+        warnings.warn(f"cache entry {path} is {'unreadable' if entry is None else 'for another configuration'}: "
+                      "recomputing it", stacklevel=2)
     t0 = time.time()
     value = compute(path.with_suffix(".ckpt") if enabled else None)
     LEDGER.append((name, time.time() - t0, False))

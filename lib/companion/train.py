@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from companion import device as devices
 from companion.models.gpt import GPT
-from companion.results import atomic_write_bytes
+from companion.results import atomic_write_bytes, load_checkpoint
 
 
 @dataclass
@@ -90,8 +90,8 @@ def train(model, optimizer, schedule, batch_fn, start: int, end: int, *, lr: flo
     want = set(snapshot_at)
     stateful = [h for h in (*on_step, *probes) if hasattr(h, "state_dict")]
     ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False, map_location=dev)
+    saved = load_checkpoint(ckpt, dev) if ckpt is not None else None
+    if saved is not None:
         restore(model, optimizer, saved)
         hist, snaps, start = saved["history"], saved["snapshots"], saved["step"]
         for h, state in zip(stateful, saved["hooks"]):

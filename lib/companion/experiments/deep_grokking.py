@@ -26,7 +26,7 @@ from companion import mnist
 from companion.metrics.features import effective_rank, linear_probe_accuracy, numerical_rank
 from companion.models.mlp import MLP
 from companion.params import ParamError, param
-from companion.results import atomic_write_bytes, cached
+from companion.results import atomic_write_bytes, cached, load_checkpoint
 
 CHAPTER = "deep-grokking"
 CHECKPOINT_EVERY = 5000
@@ -185,8 +185,8 @@ class _Runner:
             evals = eval_steps(spec.steps, c.n_evals)
             evals, probes = set(evals), probe_steps(evals, c.probe_evals)
             records, start = [], 0
-            if ckpt is not None and ckpt.exists():
-                saved = torch.load(ckpt, weights_only=False, map_location=self.dev)
+            saved = load_checkpoint(ckpt, self.dev) if ckpt is not None else None
+            if saved is not None:
                 model.load_state_dict(saved["model"])
                 opt.load_state_dict(saved["optimizer"])
                 records, start = saved["records"], saved["step"]

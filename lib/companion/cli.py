@@ -1,8 +1,10 @@
 """`python -m companion`: list, run, compute, build, claims.
 
-Every bad input (unknown chapter or parameter, wrong type, out-of-range value, unknown
-scale, missing or corrupted dataset, unwritable output folder) is reported as one line on
-stderr with exit status 2, before any kernel starts and before anything is written.
+Every bad input (unknown chapter or parameter, wrong type, out-of-range value, a parameter
+given twice, unknown scale, missing, corrupted or unreadable dataset, an output folder that
+is not a run's or cannot be written, an unwritable cache, another run writing into the same
+folder) is reported as one line on stderr with exit status 2, before any kernel starts and
+before anything is written. A failure during the computation exits 1 with the notebook's path.
 """
 import argparse
 import dataclasses
@@ -13,42 +15,60 @@ import tempfile
 import time
 from pathlib import Path
 
+from companion import budget
 from companion import chapters as CH
+from companion import outputs
 from companion import params as P
+from companion.book import ClaimsError
 from companion.data import DataError
-from companion.results import atomic_write_bytes, repo_root
+from companion.results import atomic_write_bytes, cache_dir, repo_root
 
 
 class UsageError(Exception):
     pass
 
 
+PROG = "python -m companion"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse would print the whole usage)
-        raise UsageError(f"{message} (see 'python -m companion {self.prog.split()[-1]} --help')")
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _check_writable(out: Path):
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {out} is not writable (nearest existing folder: {probe})")
-    if out.exists() and not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {out} is not writable")
+def _check_cache():
+    """The result cache can be written (checked before a kernel computes for minutes)."""
+    d = cache_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"result cache {d} cannot be created ({e.strerror}); set COMPANION_CACHE to a "
+                         "writable folder") from None
+    outputs.check_writable(d, "result cache", "; set COMPANION_CACHE to a writable folder")
 
 
-def _prepare(chapter_id: str, scale: str, pairs):
+def _check_gpu_scale(ch, scale: str, force: bool):
+    """The gpu preset on a machine without CUDA would run for hours: refuse unless forced."""
+    import torch
+    if scale == "gpu" and not torch.cuda.is_available() and not force:
+        raise P.ParamError(f"scale 'gpu' is sized for one GPU (~{ch.minutes['gpu']:g} min there) and CUDA is not "
+                           "available here, where it would take many times longer: use --scale cpu, or add --force")
+
+
+def _prepare(chapter_id: str, scale: str, pairs, force: bool = False):
     """Validate everything a run needs; returns (chapter, scale, config, run options, overrides)."""
     ch = CH.get(chapter_id)
     if scale not in P.SCALES + ("auto",):
         raise P.ParamError(f"unknown scale {scale!r}; scales: {', '.join(P.SCALES)}, auto")
     scale = CH.resolve_scale(scale)
+    _check_gpu_scale(ch, scale, force)
     specs = ch.param_specs()
     allowed = [k for k in specs if k not in ("scale", "out_dir")]
     given = {}
     for name, value in pairs or []:
         P.check_names([name], allowed)
+        if name in given:
+            raise P.ParamError(f"parameter {name!r} is given twice; give each parameter once")
         given[name] = P.coerce(name, specs[name], value)
     run_opts = {k: given.pop(k) for k in list(given) if k in P.RUN_OPTIONS}
     cfg = CH.configure(ch, scale, given)
@@ -56,7 +76,12 @@ def _prepare(chapter_id: str, scale: str, pairs):
         import torch
         if not torch.cuda.is_available():
             raise P.ParamError("parameter 'device' is 'cuda' but CUDA is not available; allowed here: auto, cpu")
+    refusal, warning = budget.check(ch, scale, cfg, force)
+    if refusal:
+        raise P.ParamError(refusal)
     _check_datasets(ch, cfg)
+    if warning:
+        print(warning, file=sys.stderr)
     return ch, scale, cfg, run_opts, given
 
 
@@ -65,7 +90,11 @@ def _check_datasets(ch, cfg):
     chapter's own, or those its configuration names (Config.datasets()), if it has that."""
     from companion import data
     for name in cfg.datasets() if hasattr(cfg, "datasets") else ch.datasets:
-        data.path(name)
+        try:
+            data.path(name)
+        except OSError as e:  # present but unreadable (EIO, permissions): the file is named
+            raise DataError(f"dataset {name!r} could not be read ({e.filename or ''}: {e.strerror or e}); "
+                            "check the file or set COMPANION_DATA to a good copy") from None
 
 
 def _rel(path: Path) -> str:
@@ -80,10 +109,23 @@ def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) ->
     executed notebook's path. The notebook's own Session swaps the artifacts into `out`."""
     import logging
 
-    import papermill as pm
-
     logging.getLogger("papermill").setLevel(logging.ERROR)  # parameters are validated above, not by papermill
-    _check_writable(out)
+    out = Path(os.path.abspath(out))
+    outputs.check_target(out)
+    _check_cache()
+    with outputs.locked(out):
+        gone = outputs.clean_leftovers(out, ch.id)
+        if gone:
+            print(f"removed what interrupted runs left beside {out}: {', '.join(gone)}", file=sys.stderr)
+        os.environ[outputs.LOCK_ENV] = str(out.resolve())
+        try:
+            return _execute(ch, scale, cfg, run_opts, overrides, out, log_output)
+        finally:
+            os.environ.pop(outputs.LOCK_ENV, None)
+
+
+def _execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output) -> Path:
+    import papermill as pm
     for var in ("COMPANION_DATA", "COMPANION_CACHE"):  # the kernel runs in book/chapters: pass absolute paths
         if os.environ.get(var):
             os.environ[var] = str(Path(os.environ[var]).resolve())
@@ -91,14 +133,15 @@ def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) ->
     parameters = {"scale": scale, "out_dir": _rel(out), **run_opts,
                   **{k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{ch.id}.", suffix=".ipynb")
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=outputs.notebook_prefix(out, ch.id), suffix=".ipynb")
+    os.fchmod(fd, 0o644)
     os.close(fd)
+    failed = out.with_name(out.name + ".failed.ipynb")
     t0 = time.time()
     try:
         pm.execute_notebook(str(ch.notebook), tmp, parameters=parameters, cwd=str(ch.notebook.parent),
                             kernel_name="python3", progress_bar=False, log_output=log_output)
     except BaseException as e:
-        failed = out.with_name(out.name + ".failed.ipynb")
         if Path(tmp).exists():
             os.replace(tmp, failed)
         if isinstance(e, KeyboardInterrupt):
@@ -112,6 +155,7 @@ def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) ->
     dest = out / f"{ch.id}.ipynb"
     atomic_write_bytes(dest, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
     Path(tmp).unlink(missing_ok=True)
+    failed.unlink(missing_ok=True)  # an earlier failure's notebook no longer describes this folder
     return dest
 
 
@@ -151,7 +195,9 @@ def cmd_list(args):
 
 
 def cmd_run(args):
-    ch, scale, cfg, run_opts, overrides = _prepare(args.chapter, args.scale, args.param)
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty; give a folder, or leave --out out for _build/runs/<chapter>/<scale>")
+    ch, scale, cfg, run_opts, overrides = _prepare(args.chapter, args.scale, args.param, args.force)
     out = Path(args.out) if args.out else repo_root() / "_build" / "runs" / ch.id / scale
     t0 = time.time()
     nb = execute(ch, scale, cfg, run_opts, overrides, out, log_output=args.verbose)
@@ -164,7 +210,8 @@ def cmd_run(args):
 
 def cmd_compute(args):
     from companion import device
-    ch, scale, cfg, run_opts, _ = _prepare(args.chapter, args.scale, args.param)
+    ch, scale, cfg, run_opts, _ = _prepare(args.chapter, args.scale, args.param, args.force)
+    _check_cache()
     dev = device.setup(getattr(cfg, "seed", 0), run_opts.get("threads", 0), run_opts.get("device", "auto"))
     t0 = time.time()
     ch.experiment().run(cfg, dev, progress=True)
@@ -177,6 +224,9 @@ def cmd_build(args):
     from companion import book
     scale = CH.resolve_scale(args.scale)
     only = [CH.get(c).id for c in args.chapter or []]
+    for ch in CH.CHAPTERS.values():
+        if not only or ch.id in only:
+            _check_gpu_scale(ch, scale, args.force)
     for ch in CH.CHAPTERS.values():
         if only and ch.id not in only:
             continue
@@ -197,9 +247,14 @@ def cmd_build(args):
 
 def cmd_claims(args):
     from companion import book
+    if args.chapter:
+        CH.get(args.chapter)  # unknown chapter: one line listing the chapters
+    if args.dir and not Path(args.dir).is_dir():
+        raise UsageError(f"--dir {args.dir} is not a folder")
     rows = book.load_claims(args.dir, args.chapter)
     if not rows:
-        raise UsageError("no claims.json found" + (f" under {args.dir}" if args.dir else " in data/runs"))
+        where = f"under {args.dir}" if args.dir else "in data/runs"
+        raise UsageError(f"no claims of {args.chapter} {where}" if args.chapter else f"no claims.json found {where}")
     from companion.claims import verdict_text
     for r in rows:
         print(f"{verdict_text(r)} [{r.get('chapter', '')}/{r['scale']}] {r['claim']}: ours "
@@ -208,7 +263,7 @@ def cmd_claims(args):
 
 
 def parser():
-    p = _Parser(prog="python -m companion", description=__doc__.splitlines()[0])
+    p = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     s = sub.add_parser("list", help="chapters, scales and expected times")
     s.add_argument("-v", "--verbose", action="store_true", help="also list every parameter and its presets")
@@ -220,13 +275,17 @@ def parser():
         s.add_argument("--scale", default="auto", help="smoke | cpu | gpu | auto (default)")
         s.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                        help="override one parameter (repeatable)")
+        s.add_argument("--force", action="store_true", help="run the gpu preset without CUDA, or a configuration "
+                                                            "estimated to take more than a week")
         if name == "run":
-            s.add_argument("--out", help="artifact folder (default _build/runs/<chapter>/<scale>)")
+            s.add_argument("--out", help="artifact folder (default _build/runs/<chapter>/<scale>); an existing "
+                                         "folder must be an earlier run's or empty")
             s.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's output")
         s.set_defaults(fn=fn)
     s = sub.add_parser("build", help="execute stale chapters, publish their runs, build the HTML book")
     s.add_argument("--scale", default="auto", choices=P.SCALES + ("auto",))
-    s.add_argument("--force", action="store_true", help="re-execute every chapter")
+    s.add_argument("--force", action="store_true", help="re-execute every chapter (and allow the gpu preset "
+                                                        "without CUDA)")
     s.add_argument("--no-html", action="store_true", help="skip the jupyter-book build")
     s.add_argument("--chapter", action="append", metavar="ID", help="only this chapter (repeatable)")
     s.set_defaults(fn=cmd_build)
@@ -241,8 +300,11 @@ def main(argv=None) -> int:
     try:
         args = parser().parse_args(argv)
         return args.fn(args)
-    except (UsageError, P.ParamError, DataError) as e:
+    except (UsageError, P.ParamError, DataError, outputs.OutputError, ClaimsError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system refused something the checks could not foresee
+        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
         return 2
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)

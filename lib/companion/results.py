@@ -4,6 +4,7 @@ Everything a run writes goes through a temporary file in the same folder followe
 an atomic rename, so an interrupted run leaves the previous complete file or none.
 """
 import ast
+import fcntl
 import hashlib
 import io
 import json
@@ -237,6 +238,16 @@ def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
     keep mid-run state (see train.train) to resume inside a sub-run too."""
     full_key = {"chapter": chapter, "name": name, "config": key, "lib": compute_hash(chapter)}
     path = cache_dir() / chapter / f"{name}-{stable_hash(full_key)}.pt"
+    if not enabled:
+        return _compute(name, compute, path, full_key, enabled)
+    # one writer per entry: a concurrent run that needs the same sub-run waits here, then reuses it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.stem}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _compute(name, compute, path, full_key, enabled)
+
+
+def _compute(name, compute, path, full_key, enabled):
     if enabled and path.exists():
         entry = _load_entry(path)
         if entry is not None and stable_hash(entry.get("key")) == stable_hash(full_key):
@@ -245,7 +256,7 @@ def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
         # a damaged entry, or one whose stored key is another's (a copied or swapped file), is
         # recomputed, never trusted
         warnings.warn(f"cache entry {path} is {'unreadable' if entry is None else 'for another configuration'}: "
-                      "recomputing it", stacklevel=2)
+                      "recomputing it", stacklevel=3)
     t0 = time.time()
     value = compute(path.with_suffix(".ckpt") if enabled else None)
     LEDGER.append((name, time.time() - t0, False))

@@ -132,6 +132,7 @@ def test_failed_run_keeps_the_previous_artifacts(tmp_path, data_dir):
     out = tmp_path / "out"
     out.mkdir()
     (out / "metrics.json").write_text('{"previous": true}')
+    (out / ".companion-run").write_text("{}")  # an earlier run's folder
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     # the CLI refuses such a cache up front; inject the fault into the kernel alone, which then
@@ -147,7 +148,7 @@ def test_failed_run_keeps_the_previous_artifacts(tmp_path, data_dir):
                         "--out", str(out)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert r.returncode == 1 and "failed at scale smoke" in r.stderr
     assert (out / "metrics.json").read_text() == '{"previous": true}'
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".companion-run", "metrics.json"]
     assert (tmp_path / "out.failed.ipynb").exists()  # kept for inspection, beside the results
 
 

@@ -80,7 +80,7 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_the_sub_run_restarts(tmp_path, 
 def _tree(path: Path) -> dict:
     """(relative path -> (size, mtime)) of everything below `path`, hidden files included."""
     if not path.exists():
-        return {}
+        return None
     return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.rglob("*"))}
 
 
@@ -138,7 +138,30 @@ def _held_lock(tmp):
     return ["--out", str(tmp / "busy")]
 
 
+def _symlink_to_busy(tmp):
+    """--out through a symbolic link to a folder another run holds: the same folder, refused."""
+    (tmp / "busy").mkdir()
+    (tmp / "link").symlink_to(tmp / "busy")
+    return ["--out", str(tmp / "link")]
+
+
+@contextlib.contextmanager
+def _locked_elsewhere(out: Path):
+    """`out`'s lock held by another process (a lock this process holds would be taken over)."""
+    p = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                          "from companion import outputs\n"
+                          f"outputs.Lock(Path({str(out)!r})).acquire()\nprint('ready', flush=True)\ntime.sleep(600)"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        p.kill()
+        p.wait()
+
+
 S = ["--scale", "smoke"]
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="the case is a machine without CUDA")
 # (argv, extra argv from tmp, env from (tmp, env), the line's expected text)
 BAD_INPUTS = [
     (["run", "cobo", *S], _user_folder, None, "holds files that are not a run's"),
@@ -158,14 +181,14 @@ BAD_INPUTS = [
     (["run", "warmup", *S, "-p", "warmups", "0.0,,0.1"], None, None, "parameter 'warmups' expects a float, got ''"),
     (["run", "warmup", *S, "-p", "scale", "cpu"], None, None, "unknown parameter 'scale'"),
     (["run", "warmup", *S, "-p", "out_dir", "/tmp/x"], None, None, "unknown parameter 'out_dir'"),
-    (["run", "warmup", "--scale", "gpu"], None, None, "CUDA is not available here"),
-    (["run", "warmup", *S, "-p", "device", "cuda"], None, None, "CUDA is not available"),
+    pytest.param(["run", "warmup", "--scale", "gpu"], None, None, "CUDA is not available here", marks=NO_CUDA),
+    pytest.param(["run", "warmup", *S, "-p", "device", "cuda"], None, None, "CUDA is not available", marks=NO_CUDA),
     (["run", "scaling-cooldown", *S, "-p", "lr", "0.005"], None, None, "must be one of 'lr_grid'"),
     (["run", "hyperinf", *S], None, _data_dir_with("tinyshakespeare.txt", "First Citizen:\n"),
      "tinyshakespeare"),
     (["run", "hyperinf", *S], None, _unreadable_data, "dataset 'tinyshakespeare' could not be read"),
     (["run", "hyperinf", *S], None, _cache_at("/proc/companion_cache"), "set COMPANION_CACHE"),
-    (["compute", "cobo", "--scale", "gpu"], None, None, "CUDA is not available here"),
+    pytest.param(["compute", "cobo", "--scale", "gpu"], None, None, "CUDA is not available here", marks=NO_CUDA),
     (["run", "cobo", *S, "-p", "quad_clients", "1000", "-p", "quad_dim", "100000"], None, None,
      "this configuration would run for ~"),
     (["compute", "warmup", *S, "-p", "steps", "10000000", "-p", "d_model", "8192"], None, None, "or add --force"),
@@ -174,7 +197,9 @@ BAD_INPUTS = [
     (["compute", "cobo", *S], None, _cache_at("/proc/companion_cache"), "set COMPANION_CACHE"),
     (["build", "--chapter", "nosuch", "--no-html"], None, None, "unknown chapter 'nosuch'"),
     (["build", "--scale", "huge"], None, None, "invalid choice: 'huge'"),
-    (["build", "--scale", "gpu", "--no-html"], None, None, "CUDA is not available here"),
+    pytest.param(["build", "--scale", "gpu", "--no-html"], None, None, "CUDA is not available here", marks=NO_CUDA),
+    (["run", "cobo", *S, "--out", str(ROOT / "book" / "chapters")], None, None, "is inside the project"),
+    (["run", "cobo", *S], _symlink_to_busy, None, "another run (pid"),
     (["claims", "nosuch"], None, None, "unknown chapter 'nosuch'; chapters:"),
     (["claims", "nosuch", "--dir", "/tmp"], None, None, "unknown chapter 'nosuch'"),
     (["claims", "--dir", "/no/such/folder"], None, None, "is not a folder"),
@@ -188,10 +213,10 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("argv,extra,env_fn,message", BAD_INPUTS, ids=[" ".join(a[:4]) for a, *_ in BAD_INPUTS])
+@pytest.mark.parametrize("argv,extra,env_fn,message", BAD_INPUTS)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, extra, env_fn, message, tmp_path, data_dir,
                                                          monkeypatch, capsys):
-    from companion import cli, outputs
+    from companion import cli
     work = tmp_path / "work"
     work.mkdir()
     cache = tmp_path / "cache"
@@ -201,19 +226,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, extra, env_fn, me
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.chdir(ROOT)
-    before = (_tree(work), _tree(cache), _repo_state())
     with contextlib.ExitStack() as stack:
-        if extra is _held_lock:
-            stack.enter_context(outputs.locked(work / "busy"))
+        if extra in (_held_lock, _symlink_to_busy):  # another process holds the folder's lock
+            stack.enter_context(_locked_elsewhere((work / "busy").resolve()))
+        before = (_tree(work), _tree(cache), _repo_state())
         capsys.readouterr()
         rc = cli.main(argv)
-    err = capsys.readouterr().err
+        err = capsys.readouterr().err
+        after = (_tree(work), _tree(cache), _repo_state())
     assert rc == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
-    after = (_tree(work), _tree(cache), _repo_state())
-    if extra is _held_lock:  # the lock file is the test's own
-        before, after = before[1:], after[1:]
     assert before == after
 
 
@@ -225,9 +248,19 @@ def test_only_an_earlier_runs_folder_is_replaceable(tmp_path):
     (legacy / "figures").mkdir(parents=True)
     for f in ("metrics.json", "claims.json", "provenance.json", "cobo.ipynb"):
         (legacy / f).write_text("{}")
+    (legacy / "provenance.json").write_text('{"chapter": "cobo"}')
     assert outputs.is_run_folder(legacy)
+    (legacy / "figures" / "fig1.pdf").write_text("mine")  # a user's figures folder is not a run's
+    assert not outputs.is_run_folder(legacy)
+    (legacy / "figures" / "fig1.pdf").unlink()
+    (legacy / "analysis.ipynb").write_text("{}")  # nor a notebook of another name
+    assert not outputs.is_run_folder(legacy)
+    (legacy / "analysis.ipynb").unlink()
     (legacy / "notes.txt").write_text("mine")
     assert not outputs.is_run_folder(legacy)
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "paper.ipynb").write_text("{}")  # notebooks alone, no provenance: a user's
+    assert not outputs.is_run_folder(tmp_path / "user")
     (legacy / outputs.MARKER).write_text("{}")
     assert outputs.is_run_folder(legacy)  # the marker says the run wrote it, whatever else is there
     outputs.check_target(tmp_path / "new" / "deeper")  # a folder that does not exist yet is fine
@@ -238,36 +271,61 @@ def test_only_an_earlier_runs_folder_is_replaceable(tmp_path):
 def test_leftovers_of_interrupted_runs_are_removed_and_a_half_done_swap_is_undone(tmp_path):
     from companion import outputs
     out = tmp_path / "run"
-    old = tmp_path / "run.old"  # killed between the swap's two renames: the previous result waits here
-    old.mkdir()
-    (old / "metrics.json").write_text('{"a": 1}')
-    litter = [tmp_path / ".run.partial-x1", tmp_path / "run.partial", tmp_path / ".run.cobo.abc.ipynb"]
-    (tmp_path / ".sibling.cobo.abc.ipynb").write_text("{}")  # another output folder's run: not ours
-    litter[0].mkdir()
-    litter[1].mkdir()
-    litter[2].write_text("{}")
+    (out / "figures").mkdir(parents=True)
+    (out / "metrics.json").write_text('{"a": 1}')
+    new = outputs.staging(out)
+    (new / "metrics.json").write_text('{"a": 2}')
+    real_rename = Path.rename
+
+    def killed_after_first_rename(self, target):
+        real_rename(self, target)
+        if self == out:
+            raise KeyboardInterrupt  # the process dies between the swap's two renames
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "rename", killed_after_first_rename)
+        with pytest.raises(KeyboardInterrupt):
+            outputs.swap_dir(new, out)
+    assert not out.exists()  # the moment a reader would find nothing
+    litter = [tmp_path / ".run.cobo.abcd1234.ipynb"]
+    litter[0].write_text("{}")
+    mine = [tmp_path / "run.old", tmp_path / "run.partial", tmp_path / ".sibling.cobo.abcd1234.ipynb",
+            tmp_path / ".run.partial-2.partial-abcd1234"]  # the user's, and a sibling output's
+    for p in mine:
+        p.mkdir() if "ipynb" not in p.name else p.write_text("{}")
     gone = outputs.clean_leftovers(out, "cobo")
-    assert (out / "metrics.json").read_text() == '{"a": 1}' and not old.exists()
-    assert sorted(gone) == sorted(p.name for p in litter) and not any(p.exists() for p in litter)
-    assert (tmp_path / ".sibling.cobo.abc.ipynb").exists()
+    assert json.loads((out / "metrics.json").read_text()) == {"a": 1}  # the previous complete result is back
+    assert sorted(gone) == sorted([new.name, ".run.cobo.abcd1234.ipynb"]) and not any(p.exists() for p in litter)
+    assert all(p.exists() for p in mine)
 
 
 def test_each_run_stages_in_a_folder_of_its_own(tmp_path):
     from companion import outputs
     a, b = outputs.staging(tmp_path / "run"), outputs.staging(tmp_path / "run")
     assert a != b and a.parent == b.parent == tmp_path and (a / "figures").is_dir()
-    assert a.stat().st_mode & 0o777 == 0o755
+    assert a.stat().st_mode & 0o777 == 0o777 & ~results._UMASK  # normal permissions, not mkdtemp's 0700
 
 
 def test_papermill_parameters_the_chapter_does_not_declare_are_refused():
-    import types as t
-
     from companion import chapters
     specs = chapters.get("cobo").param_specs()
-    ns = {"In": [], "Out": {}, "get_ipython": print, "_": 1, "_i3": "x", "pd": t, "claims": t, "start": print,
-          "scale": "smoke", "steps": None, "cfg": None}
-    assert chapters.undeclared(ns, specs) == ["cfg"]
-    assert chapters.undeclared({**ns, "nope": 1, "stepz": 3}, specs) == ["cfg", "nope", "stepz"]
+    papermill_cell = '# Parameters\nscale = "smoke"\nnope = 1\nstepz = 3\n'
+    ns = {"In": ["", "scale = None\nsteps = None", papermill_cell, "import companion"], "cfg": 1, "session": 2}
+    assert chapters.undeclared(ns, specs) == ["nope", "stepz"]
+    # a notebook run again in its kernel (names it assigned itself) or interactively: nothing injected
+    assert chapters.undeclared({**ns, "In": ["", "scale = None", "cfg = 1"]}, specs) == []
+
+
+def test_papermill_run_directly_with_a_misspelled_parameter_fails_at_its_first_cell(tmp_path, data_dir):
+    out = tmp_path / "nb.ipynb"
+    env = {**os.environ, "COMPANION_DATA": str(data_dir), "COMPANION_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "papermill", "hyperinf.ipynb", str(out), "-p", "scale", "smoke",
+                        "-p", "out_dir", str(tmp_path / "run"), "-p", "nope", "1"], cwd=ROOT / "book" / "chapters",
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    errors = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "ParamError" and "unknown parameter 'nope'" in errors[0]["evalue"]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
 
 
 # ---------------------------------------------------------------- crashes and concurrent runs
@@ -324,7 +382,7 @@ def test_a_killed_run_leaves_the_previous_complete_result_and_the_rerun_matches(
 def test_a_second_run_into_the_same_folder_is_refused_and_the_first_completes(finished, data_dir, tmp_path):
     out, cache = tmp_path / "out", finished / "cache"
     first = _run(out, cache, data_dir)
-    _wait_for(lambda: outputs_lock(out).exists() and outputs_lock(out).read_text().startswith("pid"))
+    _wait_for(lambda: any(tmp_path.glob(".out.partial-*")))  # the first run holds the lock and has staged
     second = _run(out, cache, data_dir)
     _, err2 = second.communicate(timeout=120)
     _, err1 = first.communicate(timeout=300)
@@ -335,22 +393,17 @@ def test_a_second_run_into_the_same_folder_is_refused_and_the_first_completes(fi
     assert embedded == len(list((out / "figures").glob("*.png"))) > 0
 
 
-def outputs_lock(out):
-    from companion import outputs
-    return outputs.lock_path(out)
-
-
 def test_leftovers_are_cleaned_and_reported_and_a_stale_failure_notebook_removed(finished, data_dir, tmp_path):
     out = tmp_path / "out"
-    (tmp_path / ".out.partial-dead").mkdir()
+    (tmp_path / ".out.partial-dead0001").mkdir()
     (tmp_path / "out.failed.ipynb").write_text("{}")
-    (tmp_path / ".out.hyperinf.dead.ipynb").write_text("{}")
+    (tmp_path / ".out.hyperinf.dead0001.ipynb").write_text("{}")
     r = _run(out, finished / "cache", data_dir)
     _, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
-    assert "removed what interrupted runs left" in err and ".out.partial-dead" in err
+    assert "removed what interrupted runs left" in err and ".out.partial-dead0001" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
-    assert (out / "hyperinf.ipynb").stat().st_mode & 0o777 == 0o644
+    assert (out / "hyperinf.ipynb").stat().st_mode & 0o777 == 0o666 & ~results._UMASK
 
 
 # ---------------------------------------------------------------- fuzzing the parameters
@@ -410,3 +463,25 @@ def test_the_work_estimate_scales_the_preset_and_names_only_real_fields():
     cobo = chapters.get("cobo")
     cfg = dataclasses.replace(cobo.experiment().SCALES["cpu"], quad_clients=16, quad_dim=40)
     assert budget.estimate_minutes(cobo, "cpu", cfg) == pytest.approx(cobo.minutes["cpu"] * 2 ** 2 * 2)
+
+
+def test_two_processes_needing_one_cache_entry_compute_it_once(tmp_path):
+    """The second waits on the entry's lock, then reuses what the first stored."""
+    script = (
+        "import sys, time\n"
+        "from companion import results\n"
+        "def slow(ckpt):\n"
+        f"    open({str(tmp_path / 'computed')!r}, 'a').write('x')\n"
+        "    time.sleep(3)\n"
+        "    return 42\n"
+        "print(results.cached('cobo', 'shared', {'k': 1}, slow))\n")
+    env = {**os.environ, "COMPANION_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)]
+    _wait_for(lambda: (tmp_path / "computed").exists(), timeout=60)
+    procs.append(subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [o.strip() for o, _ in outs] == ["42", "42"]
+    assert (tmp_path / "computed").read_text() == "x"  # computed once
+    assert "waiting for another run that is computing" in outs[1][1]

@@ -20,6 +20,7 @@ def publish(ch, scale: str, out: Path, executed_nb: Path):
     """Commit-ready copies of a run: the executed notebook becomes book/chapters/<id>.ipynb
     and the artifacts (no notebook) go to data/runs/<id>/<scale>/, each swapped in whole."""
     dest = runs_dir() / ch.id / scale
+    outputs.clean_leftovers(dest)
     stage = outputs.staging(dest)
     shutil.copytree(out, stage, ignore=shutil.ignore_patterns("*.ipynb", outputs.MARKER), dirs_exist_ok=True)
     outputs.swap_dir(stage, dest)
@@ -28,12 +29,13 @@ def publish(ch, scale: str, out: Path, executed_nb: Path):
 
 def load_claims(run_dir=None, chapter=None) -> list:
     """Claims rows (with a 'chapter' field) from one run folder or every committed run."""
-    if run_dir:
-        files = sorted(Path(run_dir).rglob("claims.json"))
-    else:
-        files = sorted(runs_dir().glob("*/*/claims.json"))
+    base = Path(run_dir) if run_dir else runs_dir()
+    files = sorted(base.rglob("claims.json")) if run_dir else sorted(base.glob("*/*/claims.json"))
     rows = []
     for f in files:
+        if any(part.startswith(".") for part in f.relative_to(base).parts):
+            continue  # a staging folder or a swap's backup: not a result
+
         cid = _read(f.parent / "provenance.json", dict).get("chapter") if (
             f.parent / "provenance.json").exists() else f.parent.parent.name
         if chapter and cid != chapter:
@@ -43,6 +45,8 @@ def load_claims(run_dir=None, chapter=None) -> list:
             missing = [k for k in CLAIM_KEYS if not isinstance(r, dict) or k not in r]
             if missing:
                 raise ClaimsError(f"{f}: row {i} is not a claim (missing {', '.join(missing)})")
+            if r.get("verdict", "holds") not in ("holds", "mixed", "fails") or not isinstance(r.get("n_seeds", 1), int):
+                raise ClaimsError(f"{f}: row {i} has a verdict or n_seeds a run does not write")
         rows += [{"chapter": cid, **r} for r in got]
     return rows
 

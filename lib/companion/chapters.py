@@ -9,8 +9,7 @@ results into metrics, `CLAIMS` and figures.
 import dataclasses
 import importlib
 import json
-import types
-from contextlib import ExitStack
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,24 +118,32 @@ def is_current(ch: Chapter, scale: str) -> bool:
     return stored_scale == scale and key == execution_key(ch, scale, configure(ch, scale, {}))
 
 
-# What an IPython kernel's globals hold besides the notebook's own names.
-_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+def injected(namespace: dict) -> list:
+    """The names papermill assigned in the cell it injected ("# Parameters", the latest such
+    input of this kernel, from IPython's `In`), or [] when papermill did not run the notebook."""
+    import ast
+    src = next((c for c in reversed(namespace.get("In") or []) if c.lstrip().startswith("# Parameters")), None)
+    if src is None:
+        return []
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return []
+    return [t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)]
 
 
 def undeclared(namespace: dict, specs: dict) -> list:
-    """Names in a notebook's globals that are neither parameters nor code (modules, functions,
-    classes) nor IPython's own: what papermill injected for a parameter the chapter lacks."""
-    return sorted(k for k, v in namespace.items() if k not in specs and k not in _KERNEL_NAMES
-                  and not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType,
-                                                                     types.BuiltinFunctionType, type)))
+    """Parameters papermill injected that the chapter does not declare (papermill only warns)."""
+    return sorted(k for k in injected(namespace) if k not in specs)
 
 
 class Session:
     """A chapter run inside its notebook: config, device, provenance and artifacts.
 
-    Artifacts are staged in a private folder beside `out_dir` and swapped into it by
-    `finish` (companion.outputs), so an interrupted or concurrent run never leaves a mix:
-    the output folder holds the previous complete artifacts, the new ones, or none."""
+    Artifacts are staged in a private folder beside `out_dir` and swapped into it whole (by
+    `finish`, or by the CLI once it has added the executed notebook; companion.outputs), so
+    an interrupted or concurrent run never leaves a mix: the output folder holds the
+    previous complete artifacts, the new ones, or none."""
 
     def __init__(self, chapter_id: str, namespace: dict):
         self.chapter = get(chapter_id)
@@ -152,13 +159,15 @@ class Session:
         self.cfg = configure(self.chapter, self.scale, self.overrides)
         self.dev = devices.setup(getattr(self.cfg, "seed", 0), run["threads"], run["device"])
         out = run["out_dir"] or f"_build/runs/{chapter_id}/{self.scale}"
-        self.out_dir = Path(out) if Path(out).is_absolute() else repo_root() / out
-        self._lock = ExitStack()
-        if not outputs.held_by_caller(self.out_dir):  # papermill called directly: check and lock here
+        self.out_dir = (Path(out) if Path(out).is_absolute() else repo_root() / out).resolve()
+        self.under_cli = outputs.held_by_caller(self.out_dir)
+        if self.under_cli:  # the CLI holds the lock, made the staging folder and swaps it in
+            self.lock, self.stage = None, Path(os.environ[outputs.STAGE_ENV])
+        else:  # papermill called directly: check, lock, clean and stage here
             outputs.check_target(self.out_dir)
-            self._lock.enter_context(outputs.locked(self.out_dir))
+            self.lock = outputs.Lock(self.out_dir).acquire()
             outputs.clean_leftovers(self.out_dir, chapter_id)
-        self.stage = outputs.staging(self.out_dir)
+            self.stage = outputs.staging(self.out_dir)
         self.provenance = Provenance(chapter_id, self.scale, {**run, **dataclasses.asdict(self.cfg)},
                                      devices.describe(self.dev))
         self.published_scale = published(self.chapter)[0] if self.chapter.notebook.exists() else None
@@ -240,8 +249,9 @@ class Session:
             atomic_write_json(self.stage / "verifications.json", verifications)
         atomic_write_json(self.stage / "provenance.json", prov)
         outputs.write_marker(self.stage, self.chapter.id, self.scale)
-        outputs.swap_dir(self.stage, self.out_dir)
-        self._lock.close()
+        if not self.under_cli:
+            outputs.swap_dir(self.stage, self.out_dir)
+            self.lock.release()
         return prov
 
 

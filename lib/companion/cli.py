@@ -37,14 +37,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _check_cache():
-    """The result cache can be written (checked before a kernel computes for minutes)."""
+    """The result cache can be written (checked before a kernel computes for minutes; nothing
+    is created: the nearest existing folder on its path is probed)."""
     d = cache_dir()
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"result cache {d} cannot be created ({e.strerror}); set COMPANION_CACHE to a "
-                         "writable folder") from None
-    outputs.check_writable(d, "result cache", "; set COMPANION_CACHE to a writable folder")
+    probe = d
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"result cache {d} cannot be created ({probe} is not a folder); set COMPANION_CACHE "
+                         "to a writable folder")
+    outputs.check_writable(probe, f"result cache {d}", "; set COMPANION_CACHE to a writable folder")
 
 
 def _check_gpu_scale(ch, scale: str, force: bool):
@@ -76,13 +78,18 @@ def _prepare(chapter_id: str, scale: str, pairs, force: bool = False):
         import torch
         if not torch.cuda.is_available():
             raise P.ParamError("parameter 'device' is 'cuda' but CUDA is not available; allowed here: auto, cpu")
-    refusal, warning = budget.check(ch, scale, cfg, force)
+    refusal, _ = budget.check(ch, scale, cfg, force)
     if refusal:
         raise P.ParamError(refusal)
     _check_datasets(ch, cfg)
-    if warning:
-        print(warning, file=sys.stderr)
     return ch, scale, cfg, run_opts, given
+
+
+def _note_duration(ch, scale, cfg):
+    """A line on stderr when the configuration is expected to run long (after all the checks)."""
+    _, note = budget.check(ch, scale, cfg, force=True)
+    if note:
+        print(note, file=sys.stderr, flush=True)
 
 
 def _check_datasets(ch, cfg):
@@ -104,27 +111,41 @@ def _rel(path: Path) -> str:
         return str(path.resolve())
 
 
-def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) -> Path:
+def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False, then=None) -> Path:
     """Execute the chapter notebook with papermill into `out` (see design.md); returns the
-    executed notebook's path. The notebook's own Session swaps the artifacts into `out`."""
+    executed notebook's path. Holding `out`'s lock, the CLI makes a private staging folder,
+    the kernel's Session writes the artifacts into it, the CLI adds the executed notebook and
+    swaps the whole folder in; `then(notebook)` (publishing) runs before the lock is released."""
     import logging
 
     logging.getLogger("papermill").setLevel(logging.ERROR)  # parameters are validated above, not by papermill
-    out = Path(os.path.abspath(out))
+    out = Path(out).resolve()  # one spelling for the check, the lock, the kernel and the swap
     outputs.check_target(out)
     _check_cache()
-    with outputs.locked(out):
+    with outputs.Lock(out):
         gone = outputs.clean_leftovers(out, ch.id)
         if gone:
             print(f"removed what interrupted runs left beside {out}: {', '.join(gone)}", file=sys.stderr)
-        os.environ[outputs.LOCK_ENV] = str(out.resolve())
+        _note_duration(ch, scale, cfg)
+        stage = outputs.staging(out)
+        os.environ[outputs.LOCK_ENV], os.environ[outputs.STAGE_ENV] = str(out), str(stage)
         try:
-            return _execute(ch, scale, cfg, run_opts, overrides, out, log_output)
+            _execute(ch, scale, cfg, run_opts, overrides, out, stage, log_output)
         finally:
             os.environ.pop(outputs.LOCK_ENV, None)
+            os.environ.pop(outputs.STAGE_ENV, None)
+        if not (stage / "metrics.json").exists():
+            raise RuntimeError(f"{ch.id} ran to its end without writing its results (Session.finish); "
+                               f"{out} is unchanged")
+        outputs.swap_dir(stage, out, carry_notebooks=False)
+        out.with_name(out.name + ".failed.ipynb").unlink(missing_ok=True)  # describes an earlier attempt
+        dest = out / f"{ch.id}.ipynb"
+        if then is not None:
+            then(dest)
+        return dest
 
 
-def _execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output) -> Path:
+def _execute(ch, scale, cfg, run_opts, overrides, out: Path, stage: Path, log_output):
     import papermill as pm
     for var in ("COMPANION_DATA", "COMPANION_CACHE"):  # the kernel runs in book/chapters: pass absolute paths
         if os.environ.get(var):
@@ -132,9 +153,7 @@ def _execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output) -> Path
     key = CH.execution_key(ch, scale, cfg)
     parameters = {"scale": scale, "out_dir": _rel(out), **run_opts,
                   **{k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
-    out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=outputs.notebook_prefix(out, ch.id), suffix=".ipynb")
-    os.fchmod(fd, 0o644)
     os.close(fd)
     failed = out.with_name(out.name + ".failed.ipynb")
     t0 = time.time()
@@ -143,6 +162,7 @@ def _execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output) -> Path
                             kernel_name="python3", progress_bar=False, log_output=log_output)
     except BaseException as e:
         if Path(tmp).exists():
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, failed)
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -152,11 +172,13 @@ def _execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output) -> Path
     nb = clean_notebook(json.loads(Path(tmp).read_text()))
     nb["metadata"]["companion"] = {"key": key, "scale": scale, "config": dataclasses.asdict(cfg),
                                    "wall_time_s": round(time.time() - t0, 1)}
-    dest = out / f"{ch.id}.ipynb"
-    atomic_write_bytes(dest, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
+    atomic_write_bytes(stage / f"{ch.id}.ipynb", (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
     Path(tmp).unlink(missing_ok=True)
-    failed.unlink(missing_ok=True)  # an earlier failure's notebook no longer describes this folder
-    return dest
+
+
+def _umask() -> int:
+    from companion.results import _UMASK
+    return _UMASK
 
 
 def clean_notebook(nb: dict) -> dict:
@@ -202,9 +224,9 @@ def cmd_run(args):
     t0 = time.time()
     nb = execute(ch, scale, cfg, run_opts, overrides, out, log_output=args.verbose)
     from companion.claims import verdict_counts
-    rows = json.loads((out / "claims.json").read_text())
+    rows = json.loads((nb.parent / "claims.json").read_text())
     print(f"{ch.id} ({scale}): {verdict_counts(rows)}; "
-          f"{len(list((out / 'figures').glob('*.png')))} figures; {time.time() - t0:.0f} s; notebook {nb}")
+          f"{len(list((nb.parent / 'figures').glob('*.png')))} figures; {time.time() - t0:.0f} s; notebook {nb}")
     return 0
 
 
@@ -212,6 +234,7 @@ def cmd_compute(args):
     from companion import device
     ch, scale, cfg, run_opts, _ = _prepare(args.chapter, args.scale, args.param, args.force)
     _check_cache()
+    _note_duration(ch, scale, cfg)
     dev = device.setup(getattr(cfg, "seed", 0), run_opts.get("threads", 0), run_opts.get("device", "auto"))
     t0 = time.time()
     ch.experiment().run(cfg, dev, progress=True)
@@ -237,8 +260,7 @@ def cmd_build(args):
         _check_datasets(ch, cfg)
         print(f"{ch.id}: executing at scale {scale} (~{ch.minutes[scale]:g} min)", flush=True)
         out = repo_root() / "_build" / "runs" / ch.id / scale
-        nb = execute(ch, scale, cfg, {}, {}, out)
-        book.publish(ch, scale, out, nb)
+        execute(ch, scale, cfg, {}, {}, out, then=lambda nb, ch=ch: book.publish(ch, scale, nb.parent, nb))
     book.write_dashboard()
     if args.no_html:
         return 0
@@ -305,7 +327,7 @@ def main(argv=None) -> int:
         return 2
     except OSError as e:  # the file system refused something the checks could not foresee
         print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
-        return 2
+        return 1
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -358,14 +358,30 @@ def _snapshot(out: Path) -> dict:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_a_killed_run_leaves_the_previous_complete_result_and_the_rerun_matches(finished, data_dir, tmp_path, sig):
+def _started(tmp, cache):
+    return any(tmp.glob(".out.partial-*"))
+
+
+def _computing(tmp, cache):
+    return (cache / "hyperinf").exists() and any((cache / "hyperinf").glob("*.pt"))
+
+
+def _drawing(tmp, cache):
+    return any(tmp.glob(".out.partial-*/figures/*.png"))
+
+
+@pytest.mark.parametrize("when,sig", [(_started, signal.SIGINT), (_computing, signal.SIGKILL),
+                                      (_drawing, signal.SIGKILL)], ids=["start-SIGINT", "compute-SIGKILL",
+                                                                        "figures-SIGKILL"])
+def test_a_killed_run_leaves_the_previous_complete_result_and_the_rerun_matches(finished, data_dir, tmp_path, when,
+                                                                                sig):
+    """Killed before its first sub-run, inside one, or while the notebook draws its figures."""
     out = tmp_path / "out"
     shutil.copytree(finished / "first", out)
     before = _snapshot(out)
-    cache = tmp_path / "cache"  # cold: the kill lands inside the computation
+    cache = tmp_path / "cache"  # cold: the kill lands where `when` says
     p = _run(out, cache, data_dir, start_new_session=True)
-    _wait_for(lambda: (cache / "hyperinf").exists() and any((cache / "hyperinf").glob("*.pt")))
+    _wait_for(lambda: when(tmp_path, cache))
     os.killpg(p.pid, sig)  # the CLI and its kernel, as a terminal's Ctrl-C or an OOM kill would
     p.communicate(timeout=60)
     assert _snapshot(out) == before  # the previous complete result, untouched

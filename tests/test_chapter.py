@@ -41,7 +41,7 @@ def test_smoke_run_writes_the_artifacts(smoke_runs):
     assert not any(o["output_type"] == "error" for o in outputs)
     assert sum("image/png" in o.get("data", {}) for o in outputs) == len(pngs)
     assert nb["metadata"]["companion"]["scale"] == "smoke" and nb["metadata"]["companion"]["key"]
-    assert not list(out.parent.glob("*.partial"))
+    assert not list(out.parent.glob("*.partial")) and not list(out.parent.glob(".*.partial-*"))
 
 
 def test_claims_json_schema(smoke_runs):
@@ -132,14 +132,23 @@ def test_failed_run_keeps_the_previous_artifacts(tmp_path, data_dir):
     out = tmp_path / "out"
     out.mkdir()
     (out / "metrics.json").write_text('{"previous": true}')
+    (out / ".companion-run").write_text("{}")  # an earlier run's folder
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    env = {**os.environ, "COMPANION_CACHE": str(blocker / "cache")}  # the kernel fails when it writes results
+    # the CLI refuses such a cache up front; inject the fault into the kernel alone, which then
+    # fails when it writes results
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if 'ipykernel_launcher' in sys.orig_argv:\n"
+        f"    os.environ['COMPANION_CACHE'] = {str(blocker / 'cache')!r}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])}
     r = subprocess.run([sys.executable, "-m", "companion", "run", "scaling-cooldown", "--scale", "smoke",
                         "--out", str(out)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert r.returncode == 1 and "failed at scale smoke" in r.stderr
     assert (out / "metrics.json").read_text() == '{"previous": true}'
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".companion-run", "metrics.json"]
     assert (tmp_path / "out.failed.ipynb").exists()  # kept for inspection, beside the results
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from companion import chapters, results
+from companion import chapters, outputs, results
 
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
@@ -51,7 +51,7 @@ def test_swap_dir_replaces_whole_folders(tmp_path):
     (dest / "chapter.ipynb").write_text("notebook")
     new.mkdir()
     (new / "metrics.json").write_text("new")
-    chapters.swap_dir(new, dest)
+    outputs.swap_dir(new, dest)
     assert (dest / "metrics.json").read_text() == "new"
     assert not (dest / "stale.png").exists()  # no mix of old and new artifacts
     assert (dest / "chapter.ipynb").read_text() == "notebook"  # carried until the CLI replaces it

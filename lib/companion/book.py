@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from companion import chapters as CH
+from companion import outputs
 from companion.results import atomic_write_bytes, repo_root
 
 DASHBOARD = "book/dashboard.md"
@@ -19,27 +20,52 @@ def publish(ch, scale: str, out: Path, executed_nb: Path):
     """Commit-ready copies of a run: the executed notebook becomes book/chapters/<id>.ipynb
     and the artifacts (no notebook) go to data/runs/<id>/<scale>/, each swapped in whole."""
     dest = runs_dir() / ch.id / scale
-    stage = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(stage, ignore_errors=True)
-    shutil.copytree(out, stage, ignore=shutil.ignore_patterns("*.ipynb"))
-    CH.swap_dir(stage, dest)
+    outputs.clean_leftovers(dest)
+    stage = outputs.staging(dest)
+    shutil.copytree(out, stage, ignore=shutil.ignore_patterns("*.ipynb", outputs.MARKER), dirs_exist_ok=True)
+    outputs.swap_dir(stage, dest)
     atomic_write_bytes(ch.notebook, executed_nb.read_bytes())
 
 
 def load_claims(run_dir=None, chapter=None) -> list:
     """Claims rows (with a 'chapter' field) from one run folder or every committed run."""
-    if run_dir:
-        files = sorted(Path(run_dir).rglob("claims.json"))
-    else:
-        files = sorted(runs_dir().glob("*/*/claims.json"))
+    base = Path(run_dir) if run_dir else runs_dir()
+    files = sorted(base.rglob("claims.json")) if run_dir else sorted(base.glob("*/*/claims.json"))
     rows = []
     for f in files:
-        cid = json.loads((f.parent / "provenance.json").read_text())["chapter"] if (
+        if any(part.startswith(".") for part in f.relative_to(base).parts):
+            continue  # a staging folder or a swap's backup: not a result
+
+        cid = _read(f.parent / "provenance.json", dict).get("chapter") if (
             f.parent / "provenance.json").exists() else f.parent.parent.name
         if chapter and cid != chapter:
             continue
-        rows += [{"chapter": cid, **r} for r in json.loads(f.read_text())]
+        got = _read(f, list)
+        for i, r in enumerate(got):
+            missing = [k for k in CLAIM_KEYS if not isinstance(r, dict) or k not in r]
+            if missing:
+                raise ClaimsError(f"{f}: row {i} is not a claim (missing {', '.join(missing)})")
+            if r.get("verdict", "holds") not in ("holds", "mixed", "fails") or not isinstance(r.get("n_seeds", 1), int):
+                raise ClaimsError(f"{f}: row {i} has a verdict or n_seeds a run does not write")
+        rows += [{"chapter": cid, **r} for r in got]
     return rows
+
+
+CLAIM_KEYS = ("claim", "scale", "our_value", "paper_value", "holds")
+
+
+class ClaimsError(ValueError):
+    """A claims or provenance file that is not what a run writes; the message names it."""
+
+
+def _read(path: Path, kind: type):
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ClaimsError(f"{path} cannot be read as JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(value, kind):
+        raise ClaimsError(f"{path} holds a {type(value).__name__}, not the {kind.__name__} a run writes")
+    return value
 
 
 def book_order() -> list:

@@ -9,11 +9,12 @@ results into metrics, `CLAIMS` and figures.
 import dataclasses
 import importlib
 import json
-import shutil
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from companion import device as devices
+from companion import outputs
 from companion import params as P
 from companion.catalog import ENTRIES, PARTS
 from companion.provenance import Provenance
@@ -117,15 +118,40 @@ def is_current(ch: Chapter, scale: str) -> bool:
     return stored_scale == scale and key == execution_key(ch, scale, configure(ch, scale, {}))
 
 
+def injected(namespace: dict) -> list:
+    """The names papermill assigned in the cell it injected ("# Parameters", the latest such
+    input of this kernel, from IPython's `In`), or [] when papermill did not run the notebook."""
+    import ast
+    src = next((c for c in reversed(namespace.get("In") or []) if c.lstrip().startswith("# Parameters")), None)
+    if src is None:
+        return []
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return []
+    return [t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)]
+
+
+def undeclared(namespace: dict, specs: dict) -> list:
+    """Parameters papermill injected that the chapter does not declare (papermill only warns)."""
+    return sorted(k for k in injected(namespace) if k not in specs)
+
+
 class Session:
     """A chapter run inside its notebook: config, device, provenance and artifacts.
 
-    Artifacts are staged in `<out_dir>.partial/` and swapped into `out_dir` by `finish`,
-    so an interrupted run leaves the previous complete artifacts (or none)."""
+    Artifacts are staged in a private folder beside `out_dir` and swapped into it whole (by
+    `finish`, or by the CLI once it has added the executed notebook; companion.outputs), so
+    an interrupted or concurrent run never leaves a mix: the output folder holds the
+    previous complete artifacts, the new ones, or none."""
 
     def __init__(self, chapter_id: str, namespace: dict):
         self.chapter = get(chapter_id)
         specs = self.chapter.param_specs()
+        extra = undeclared(namespace, specs)
+        if extra:
+            raise P.ParamError(f"unknown parameter{'s' * (len(extra) > 1)} {', '.join(map(repr, extra))}; "
+                               f"allowed: {', '.join(specs)}")
         given = {k: namespace[k] for k in specs if k in namespace}
         run = {k: P.coerce(k, P.RUN_OPTIONS[k], given.get(k, P.RUN_OPTIONS[k]["default"])) for k in P.RUN_OPTIONS}
         self.scale = resolve_scale(run["scale"])
@@ -133,10 +159,15 @@ class Session:
         self.cfg = configure(self.chapter, self.scale, self.overrides)
         self.dev = devices.setup(getattr(self.cfg, "seed", 0), run["threads"], run["device"])
         out = run["out_dir"] or f"_build/runs/{chapter_id}/{self.scale}"
-        self.out_dir = Path(out) if Path(out).is_absolute() else repo_root() / out
-        self.stage = self.out_dir.with_name(self.out_dir.name + ".partial")
-        shutil.rmtree(self.stage, ignore_errors=True)
-        (self.stage / "figures").mkdir(parents=True)
+        self.out_dir = (Path(out) if Path(out).is_absolute() else repo_root() / out).resolve()
+        self.under_cli = outputs.held_by_caller(self.out_dir)
+        if self.under_cli:  # the CLI holds the lock, made the staging folder and swaps it in
+            self.lock, self.stage = None, Path(os.environ[outputs.STAGE_ENV])
+        else:  # papermill called directly: check, lock, clean and stage here
+            outputs.check_target(self.out_dir)
+            self.lock = outputs.Lock(self.out_dir).acquire()
+            outputs.clean_leftovers(self.out_dir, chapter_id)
+            self.stage = outputs.staging(self.out_dir)
         self.provenance = Provenance(chapter_id, self.scale, {**run, **dataclasses.asdict(self.cfg)},
                                      devices.describe(self.dev))
         self.published_scale = published(self.chapter)[0] if self.chapter.notebook.exists() else None
@@ -217,7 +248,10 @@ class Session:
         if verifications is not None:
             atomic_write_json(self.stage / "verifications.json", verifications)
         atomic_write_json(self.stage / "provenance.json", prov)
-        swap_dir(self.stage, self.out_dir)
+        outputs.write_marker(self.stage, self.chapter.id, self.scale)
+        if not self.under_cli:
+            outputs.swap_dir(self.stage, self.out_dir)
+            self.lock.release()
         return prov
 
 
@@ -231,21 +265,6 @@ def flatten(x, prefix=""):
             yield from flatten(v, f"{prefix}{i}.")
     elif isinstance(x, (int, float)) and not isinstance(x, bool):
         yield prefix[:-1], x
-
-
-def swap_dir(new: Path, dest: Path):
-    """Replace folder `dest` by `new` with two renames; files in dest that `new` lacks
-    (the executed notebook written by the CLI) are carried over."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    old = dest.with_name(dest.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        for p in dest.iterdir():
-            if p.is_file() and p.suffix == ".ipynb" and not (new / p.name).exists():
-                shutil.copy2(p, new / p.name)
-        dest.rename(old)
-    new.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def start(chapter_id: str, namespace: dict) -> Session:

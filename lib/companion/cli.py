@@ -1,8 +1,10 @@
 """`python -m companion`: list, run, compute, build, claims.
 
-Every bad input (unknown chapter or parameter, wrong type, out-of-range value, unknown
-scale, missing or corrupted dataset, unwritable output folder) is reported as one line on
-stderr with exit status 2, before any kernel starts and before anything is written.
+Every bad input (unknown chapter or parameter, wrong type, out-of-range value, a parameter
+given twice, unknown scale, missing, corrupted or unreadable dataset, an output folder that
+is not a run's or cannot be written, an unwritable cache, another run writing into the same
+folder) is reported as one line on stderr with exit status 2, before any kernel starts and
+before anything is written. A failure during the computation exits 1 with the notebook's path.
 """
 import argparse
 import dataclasses
@@ -13,42 +15,62 @@ import tempfile
 import time
 from pathlib import Path
 
+from companion import budget
 from companion import chapters as CH
+from companion import outputs
 from companion import params as P
+from companion.book import ClaimsError
 from companion.data import DataError
-from companion.results import atomic_write_bytes, repo_root
+from companion.results import atomic_write_bytes, cache_dir, repo_root
 
 
 class UsageError(Exception):
     pass
 
 
+PROG = "python -m companion"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse would print the whole usage)
-        raise UsageError(f"{message} (see 'python -m companion {self.prog.split()[-1]} --help')")
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _check_writable(out: Path):
-    probe = out
+def _check_cache():
+    """The result cache can be written (checked before a kernel computes for minutes; nothing
+    is created: the nearest existing folder on its path is probed)."""
+    d = cache_dir()
+    probe = d
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {out} is not writable (nearest existing folder: {probe})")
-    if out.exists() and not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {out} is not writable")
+    if not probe.is_dir():
+        raise UsageError(f"result cache {d} cannot be created ({probe} is not a folder); set COMPANION_CACHE "
+                         "to a writable folder")
+    outputs.check_writable(probe, f"result cache {d}", "; set COMPANION_CACHE to a writable folder")
 
 
-def _prepare(chapter_id: str, scale: str, pairs):
+def _check_gpu_scale(ch, scale: str, force: bool):
+    """The gpu preset on a machine without CUDA would run for hours: refuse unless forced."""
+    import torch
+    if scale == "gpu" and not torch.cuda.is_available() and not force:
+        raise P.ParamError(f"scale 'gpu' is sized for one GPU (~{ch.minutes['gpu']:g} min there) and CUDA is not "
+                           "available here, where it would take many times longer: use --scale cpu, or add --force")
+
+
+def _prepare(chapter_id: str, scale: str, pairs, force: bool = False):
     """Validate everything a run needs; returns (chapter, scale, config, run options, overrides)."""
     ch = CH.get(chapter_id)
     if scale not in P.SCALES + ("auto",):
         raise P.ParamError(f"unknown scale {scale!r}; scales: {', '.join(P.SCALES)}, auto")
     scale = CH.resolve_scale(scale)
+    _check_gpu_scale(ch, scale, force)
     specs = ch.param_specs()
     allowed = [k for k in specs if k not in ("scale", "out_dir")]
     given = {}
     for name, value in pairs or []:
         P.check_names([name], allowed)
+        if name in given:
+            raise P.ParamError(f"parameter {name!r} is given twice; give each parameter once")
         given[name] = P.coerce(name, specs[name], value)
     run_opts = {k: given.pop(k) for k in list(given) if k in P.RUN_OPTIONS}
     cfg = CH.configure(ch, scale, given)
@@ -56,8 +78,18 @@ def _prepare(chapter_id: str, scale: str, pairs):
         import torch
         if not torch.cuda.is_available():
             raise P.ParamError("parameter 'device' is 'cuda' but CUDA is not available; allowed here: auto, cpu")
+    refusal, _ = budget.check(ch, scale, cfg, force)
+    if refusal:
+        raise P.ParamError(refusal)
     _check_datasets(ch, cfg)
     return ch, scale, cfg, run_opts, given
+
+
+def _note_duration(ch, scale, cfg):
+    """A line on stderr when the configuration is expected to run long (after all the checks)."""
+    _, note = budget.check(ch, scale, cfg, force=True)
+    if note:
+        print(note, file=sys.stderr, flush=True)
 
 
 def _check_datasets(ch, cfg):
@@ -65,7 +97,11 @@ def _check_datasets(ch, cfg):
     chapter's own, or those its configuration names (Config.datasets()), if it has that."""
     from companion import data
     for name in cfg.datasets() if hasattr(cfg, "datasets") else ch.datasets:
-        data.path(name)
+        try:
+            data.path(name)
+        except OSError as e:  # present but unreadable (EIO, permissions): the file is named
+            raise DataError(f"dataset {name!r} could not be read ({e.filename or ''}: {e.strerror or e}); "
+                            "check the file or set COMPANION_DATA to a good copy") from None
 
 
 def _rel(path: Path) -> str:
@@ -75,31 +111,58 @@ def _rel(path: Path) -> str:
         return str(path.resolve())
 
 
-def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) -> Path:
+def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False, then=None) -> Path:
     """Execute the chapter notebook with papermill into `out` (see design.md); returns the
-    executed notebook's path. The notebook's own Session swaps the artifacts into `out`."""
+    executed notebook's path. Holding `out`'s lock, the CLI makes a private staging folder,
+    the kernel's Session writes the artifacts into it, the CLI adds the executed notebook and
+    swaps the whole folder in; `then(notebook)` (publishing) runs before the lock is released."""
     import logging
 
-    import papermill as pm
-
     logging.getLogger("papermill").setLevel(logging.ERROR)  # parameters are validated above, not by papermill
-    _check_writable(out)
+    out = Path(out).resolve()  # one spelling for the check, the lock, the kernel and the swap
+    outputs.check_target(out)
+    _check_cache()
+    with outputs.Lock(out):
+        gone = outputs.clean_leftovers(out, ch.id)
+        if gone:
+            print(f"removed what interrupted runs left beside {out}: {', '.join(gone)}", file=sys.stderr)
+        _note_duration(ch, scale, cfg)
+        stage = outputs.staging(out)
+        os.environ[outputs.LOCK_ENV], os.environ[outputs.STAGE_ENV] = str(out), str(stage)
+        try:
+            _execute(ch, scale, cfg, run_opts, overrides, out, stage, log_output)
+        finally:
+            os.environ.pop(outputs.LOCK_ENV, None)
+            os.environ.pop(outputs.STAGE_ENV, None)
+        if not (stage / "metrics.json").exists():
+            raise RuntimeError(f"{ch.id} ran to its end without writing its results (Session.finish); "
+                               f"{out} is unchanged")
+        outputs.swap_dir(stage, out, carry_notebooks=False)
+        out.with_name(out.name + ".failed.ipynb").unlink(missing_ok=True)  # describes an earlier attempt
+        dest = out / f"{ch.id}.ipynb"
+        if then is not None:
+            then(dest)
+        return dest
+
+
+def _execute(ch, scale, cfg, run_opts, overrides, out: Path, stage: Path, log_output):
+    import papermill as pm
     for var in ("COMPANION_DATA", "COMPANION_CACHE"):  # the kernel runs in book/chapters: pass absolute paths
         if os.environ.get(var):
             os.environ[var] = str(Path(os.environ[var]).resolve())
     key = CH.execution_key(ch, scale, cfg)
     parameters = {"scale": scale, "out_dir": _rel(out), **run_opts,
                   **{k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{ch.id}.", suffix=".ipynb")
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=outputs.notebook_prefix(out, ch.id), suffix=".ipynb")
     os.close(fd)
+    failed = out.with_name(out.name + ".failed.ipynb")
     t0 = time.time()
     try:
         pm.execute_notebook(str(ch.notebook), tmp, parameters=parameters, cwd=str(ch.notebook.parent),
                             kernel_name="python3", progress_bar=False, log_output=log_output)
     except BaseException as e:
-        failed = out.with_name(out.name + ".failed.ipynb")
         if Path(tmp).exists():
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, failed)
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -109,10 +172,13 @@ def execute(ch, scale, cfg, run_opts, overrides, out: Path, log_output=False) ->
     nb = clean_notebook(json.loads(Path(tmp).read_text()))
     nb["metadata"]["companion"] = {"key": key, "scale": scale, "config": dataclasses.asdict(cfg),
                                    "wall_time_s": round(time.time() - t0, 1)}
-    dest = out / f"{ch.id}.ipynb"
-    atomic_write_bytes(dest, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
+    atomic_write_bytes(stage / f"{ch.id}.ipynb", (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
     Path(tmp).unlink(missing_ok=True)
-    return dest
+
+
+def _umask() -> int:
+    from companion.results import _UMASK
+    return _UMASK
 
 
 def clean_notebook(nb: dict) -> dict:
@@ -151,20 +217,24 @@ def cmd_list(args):
 
 
 def cmd_run(args):
-    ch, scale, cfg, run_opts, overrides = _prepare(args.chapter, args.scale, args.param)
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty; give a folder, or leave --out out for _build/runs/<chapter>/<scale>")
+    ch, scale, cfg, run_opts, overrides = _prepare(args.chapter, args.scale, args.param, args.force)
     out = Path(args.out) if args.out else repo_root() / "_build" / "runs" / ch.id / scale
     t0 = time.time()
     nb = execute(ch, scale, cfg, run_opts, overrides, out, log_output=args.verbose)
     from companion.claims import verdict_counts
-    rows = json.loads((out / "claims.json").read_text())
+    rows = json.loads((nb.parent / "claims.json").read_text())
     print(f"{ch.id} ({scale}): {verdict_counts(rows)}; "
-          f"{len(list((out / 'figures').glob('*.png')))} figures; {time.time() - t0:.0f} s; notebook {nb}")
+          f"{len(list((nb.parent / 'figures').glob('*.png')))} figures; {time.time() - t0:.0f} s; notebook {nb}")
     return 0
 
 
 def cmd_compute(args):
     from companion import device
-    ch, scale, cfg, run_opts, _ = _prepare(args.chapter, args.scale, args.param)
+    ch, scale, cfg, run_opts, _ = _prepare(args.chapter, args.scale, args.param, args.force)
+    _check_cache()
+    _note_duration(ch, scale, cfg)
     dev = device.setup(getattr(cfg, "seed", 0), run_opts.get("threads", 0), run_opts.get("device", "auto"))
     t0 = time.time()
     ch.experiment().run(cfg, dev, progress=True)
@@ -178,6 +248,9 @@ def cmd_build(args):
     scale = CH.resolve_scale(args.scale)
     only = [CH.get(c).id for c in args.chapter or []]
     for ch in CH.CHAPTERS.values():
+        if not only or ch.id in only:
+            _check_gpu_scale(ch, scale, args.force)
+    for ch in CH.CHAPTERS.values():
         if only and ch.id not in only:
             continue
         if CH.is_current(ch, scale) and not args.force:
@@ -187,8 +260,7 @@ def cmd_build(args):
         _check_datasets(ch, cfg)
         print(f"{ch.id}: executing at scale {scale} (~{ch.minutes[scale]:g} min)", flush=True)
         out = repo_root() / "_build" / "runs" / ch.id / scale
-        nb = execute(ch, scale, cfg, {}, {}, out)
-        book.publish(ch, scale, out, nb)
+        execute(ch, scale, cfg, {}, {}, out, then=lambda nb, ch=ch: book.publish(ch, scale, nb.parent, nb))
     book.write_dashboard()
     if args.no_html:
         return 0
@@ -197,9 +269,14 @@ def cmd_build(args):
 
 def cmd_claims(args):
     from companion import book
+    if args.chapter:
+        CH.get(args.chapter)  # unknown chapter: one line listing the chapters
+    if args.dir and not Path(args.dir).is_dir():
+        raise UsageError(f"--dir {args.dir} is not a folder")
     rows = book.load_claims(args.dir, args.chapter)
     if not rows:
-        raise UsageError("no claims.json found" + (f" under {args.dir}" if args.dir else " in data/runs"))
+        where = f"under {args.dir}" if args.dir else "in data/runs"
+        raise UsageError(f"no claims of {args.chapter} {where}" if args.chapter else f"no claims.json found {where}")
     from companion.claims import verdict_text
     for r in rows:
         print(f"{verdict_text(r)} [{r.get('chapter', '')}/{r['scale']}] {r['claim']}: ours "
@@ -208,7 +285,7 @@ def cmd_claims(args):
 
 
 def parser():
-    p = _Parser(prog="python -m companion", description=__doc__.splitlines()[0])
+    p = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     s = sub.add_parser("list", help="chapters, scales and expected times")
     s.add_argument("-v", "--verbose", action="store_true", help="also list every parameter and its presets")
@@ -220,13 +297,17 @@ def parser():
         s.add_argument("--scale", default="auto", help="smoke | cpu | gpu | auto (default)")
         s.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                        help="override one parameter (repeatable)")
+        s.add_argument("--force", action="store_true", help="run the gpu preset without CUDA, or a configuration "
+                                                            "estimated to take more than a week")
         if name == "run":
-            s.add_argument("--out", help="artifact folder (default _build/runs/<chapter>/<scale>)")
+            s.add_argument("--out", help="artifact folder (default _build/runs/<chapter>/<scale>); an existing "
+                                         "folder must be an earlier run's or empty")
             s.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's output")
         s.set_defaults(fn=fn)
     s = sub.add_parser("build", help="execute stale chapters, publish their runs, build the HTML book")
     s.add_argument("--scale", default="auto", choices=P.SCALES + ("auto",))
-    s.add_argument("--force", action="store_true", help="re-execute every chapter")
+    s.add_argument("--force", action="store_true", help="re-execute every chapter (and allow the gpu preset "
+                                                        "without CUDA)")
     s.add_argument("--no-html", action="store_true", help="skip the jupyter-book build")
     s.add_argument("--chapter", action="append", metavar="ID", help="only this chapter (repeatable)")
     s.set_defaults(fn=cmd_build)
@@ -241,9 +322,12 @@ def main(argv=None) -> int:
     try:
         args = parser().parse_args(argv)
         return args.fn(args)
-    except (UsageError, P.ParamError, DataError) as e:
+    except (UsageError, P.ParamError, DataError, outputs.OutputError, ClaimsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system refused something the checks could not foresee
+        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return 1
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

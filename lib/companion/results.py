@@ -4,10 +4,12 @@ Everything a run writes goes through a temporary file in the same folder followe
 an atomic rename, so an interrupted run leaves the previous complete file or none.
 """
 import ast
+import fcntl
 import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -237,15 +239,42 @@ def cached(chapter: str, name: str, key: dict, compute, enabled: bool = True):
     keep mid-run state (see train.train) to resume inside a sub-run too."""
     full_key = {"chapter": chapter, "name": name, "config": key, "lib": compute_hash(chapter)}
     path = cache_dir() / chapter / f"{name}-{stable_hash(full_key)}.pt"
-    if enabled and path.exists():
-        entry = _load_entry(path)
-        if entry is not None and stable_hash(entry.get("key")) == stable_hash(full_key):
-            LEDGER.append((name, entry.get("seconds", float("nan")), True))
-            return entry["value"]
-        # a damaged entry, or one whose stored key is another's (a copied or swapped file), is
-        # recomputed, never trusted
+    if not enabled:
+        return _compute(name, compute, path, full_key, enabled)
+    hit = _reuse(name, path, full_key, quiet=True)  # a hit takes no lock (a read-only cache works)
+    if hit is not _MISS:
+        return hit
+    # one writer per entry: a concurrent run that needs the same sub-run waits, then reuses it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.stem}.lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another run that is computing {path.name}", file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        hit = _reuse(name, path, full_key)
+        return hit if hit is not _MISS else _compute(name, compute, path, full_key, enabled)
+
+
+_MISS = object()
+
+
+def _reuse(name, path, full_key, quiet=False):
+    """The stored value if the entry at `path` exists and holds this key, else _MISS. A damaged
+    entry, or one whose stored key is another's (a copied or swapped file), is never trusted."""
+    if not path.exists():
+        return _MISS
+    entry = _load_entry(path)
+    if entry is not None and stable_hash(entry.get("key")) == stable_hash(full_key):
+        LEDGER.append((name, entry.get("seconds", float("nan")), True))
+        return entry["value"]
+    if not quiet:
         warnings.warn(f"cache entry {path} is {'unreadable' if entry is None else 'for another configuration'}: "
-                      "recomputing it", stacklevel=2)
+                      "recomputing it", stacklevel=4)
+    return _MISS
+
+
+def _compute(name, compute, path, full_key, enabled):
     t0 = time.time()
     value = compute(path.with_suffix(".ckpt") if enabled else None)
     LEDGER.append((name, time.time() - t0, False))

@@ -125,7 +125,83 @@ def metrics(res: dict, cfg: Config) -> dict:
         "test_accuracy": {str(r): float(f[f["rank"] == r].test_acc.mean()) for r in cfg.ranks},
         "precision_at_noise": {m: float(f[f.method == m].precision.mean()) for m in I.METHODS},
     }
+    out.update(convergence_numbers(conv, cfg))
+    out.update(prose_numbers(out, cfg))
     return C.finite(out)
+
+
+def _lo_hi(values) -> dict:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return {"min": min(values), "max": max(values)} if values else {"min": math.nan, "max": math.nan}
+
+
+def convergence_numbers(conv: list, cfg: Config) -> dict:
+    """The convergence study's numbers that the text quotes, per (d, N) cell (N < d: the ill-conditioned ones)."""
+    it = {(r["d"], r["n"], r["method"]): iterations_to_tol(r["errors"], cfg.tol) for r in conv}
+    final = {(r["d"], r["n"], r["method"]): r["errors"][-1] for r in conv}
+    cells = sorted({(d, n) for d, n, _ in it})
+    under = [(d, n) for d, n in cells if n < d]
+    over = [(d, n) for d, n in cells if n >= d]
+    largest_n = [(d, n) for d, n in cells if n == max(n for _, n in cells)]
+    # the official LiSSA diverged: it ends farther from the solution than x = 0 is
+    div = [(d, n) for d, n in cells if final[(d, n, "lissa (official)")] > 1]
+    stable = [c for c in cells if c not in div]
+    return {
+        "n_cells": len(cells), "n_underdetermined_cells": len(under),
+        "schulz_official_extra_iters_mean": sum(it[(d, n, SCHULZ_OFFICIAL)] - it[(d, n, SCHULZ)]
+                                                for d, n in cells) / len(cells),
+        "lissa_scaled_final_max_underdetermined": _lo_hi(final[(d, n, "lissa (scaled)")] for d, n in under)["max"],
+        "lissa_scaled_final_largest_n": _lo_hi(final[(d, n, "lissa (scaled)")] for d, n in largest_n),
+        "lissa_official_diverged_cells": len(div),
+        "lissa_official_final_max": max(final[(d, n, "lissa (official)")] for d, n in cells),
+        "lissa_official_diverged_d_over_n_min": _lo_hi(d / n for d, n in div)["min"],
+        "lissa_official_stable_d_over_n_max": _lo_hi(d / n for d, n in stable)["max"],
+        "lissa_official_stable_final": _lo_hi(final[(d, n, "lissa (official)")] for d, n in stable),
+        "cg_reached_cells": sum(math.isfinite(it[(d, n, "cg")]) for d, n in cells),
+        "cg_slower_underdetermined_cells": sum(it[(d, n, "cg")] > it[(d, n, SCHULZ)] for d, n in under),
+        "datainf_error_max_overdetermined": _lo_hi(final[(d, n, "datainf")] for d, n in over)["max"],
+    }
+
+
+def _by_rank(d: dict) -> dict:
+    return {int(r): v for r, v in d.items()}
+
+
+def baseline_order(m: dict) -> list:
+    """The baselines by mean ROC-AUC over the ranks, best first."""
+    return sorted(BASELINES, key=lambda b: -sum(m["auc"][b].values()) / len(m["auc"][b]))
+
+
+def prose_numbers(m: dict, cfg: Config) -> dict:
+    """The numbers the text quotes that follow from the other metrics and the configuration, under
+    names that do not depend on the ranks or condition numbers run (so that the text renders at every scale)."""
+    auc = {k: _by_rank(v) for k, v in m["auc"].items()}
+    r0, r1 = min(auc["hyperinf"]), max(auc["hyperinf"])
+    margin = {r: auc["hyperinf"][r] - max(auc[b][r] for b in BASELINES) for r in auc["hyperinf"]}
+    kap = [r for r in m["kappa"] if r["init"] != "cg"]
+    frob = {r["kappa"]: r["measured"] for r in kap if r["init"] == "frobenius"}
+    ok = lambda v: v is not None and math.isfinite(v)  # noqa: E731
+    extra = [r["measured"] - frob[r["kappa"]] for r in kap
+             if r["init"] == "official" and ok(r["measured"]) and ok(frob[r["kappa"]])]
+    g, k = C.num(m["lissa_growth_min"]), cfg.lissa_iters
+    acc = _by_rank(m["test_accuracy"])
+    return {
+        "rank_min": r0, "rank_max": r1,
+        "auc_rmin": {k_: v[r0] for k_, v in auc.items()}, "auc_rmax": {k_: v[r1] for k_, v in auc.items()},
+        "auc_range": {k_: _lo_hi(v.values()) for k_, v in auc.items()},
+        "baselines_by_auc": [_lo_hi(auc[b].values()) for b in baseline_order(m)],
+        "hyperinf_margin_min_rank_at": min(margin, key=margin.get),
+        "test_accuracy_rmin": acc[r0], "test_accuracy_rmax": acc[r1],
+        "detection_cells": len(cfg.ranks) * cfg.n_seeds,
+        "hyperinf_wins_n": round(C.num(m["hyperinf_wins_cells"]) * len(cfg.ranks) * cfg.n_seeds),
+        "kappa_min": min(frob), "kappa_max": max(frob),
+        "kappa_frobenius_first": frob[min(frob)], "kappa_frobenius_last": frob[max(frob)],
+        "kappa_official_extra_mean": sum(extra) / len(extra) if extra else math.nan,
+        "kappa_iters": max(60, cfg.conv_iters),  # the sweep's iteration budget (experiments.hyperinf.kappa_sweep)
+        # official LiSSA: mu_max = growth + 1 + lambda on the matrix that sets the growth; after k steps h ~ growth^k
+        "lissa_fisher_eig_bound": math.floor(g + 1) if math.isfinite(g) else math.nan,
+        "lissa_blowup_min": g ** k if g > 0 and k * math.log10(g) < 300 else math.nan,
+    }
 
 
 CLAIMS = [
@@ -182,3 +258,117 @@ CLAIMS = [
             "at every rank, mean ROC-AUC over seeds of HyperINF > the best of TracIn, DataInf, both LiSSA "
             "(ours: the smallest margin)", "{:+.3f}"),
 ]
+
+
+# how the text names the baselines; a method is at chance when its mean ROC-AUC is within CHANCE of 0.5 at every rank
+NAMES = {"tracin": "TracIn", "datainf": "DataInf", "lissa": "the official LiSSA", "lissa_scaled": "scaled LiSSA"}
+CHANCE = 0.05
+MECHANISM = ("schulz-converges", "schulz-official-init", "schulz-iteration-bound", "lissa-stalls",
+             "datainf-inaccurate", "hyperinf-is-exact-gfim")
+
+
+def _holds(m: dict, claim_id: str, value=None) -> bool:
+    """The claim's own test, on this run's number (or on `value`)."""
+    c = next(c for c in CLAIMS if c.id == claim_id)
+    return bool(c.rule(c.our_value(m) if value is None else C.num(value)))
+
+
+def _pow10(x, exact: bool = True) -> str:
+    """x as 10ⁿ: when it is a power of ten (exact), else the nearest power of ten (an order of magnitude)."""
+    if x is None or not math.isfinite(x) or x <= 0:
+        return "n/a"
+    e = round(math.log10(x))
+    if (exact and abs(x - 10.0 ** e) > 1e-9 * x) or e < 2:
+        return f"{x:g}"
+    return "10" + str(e).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def _upper(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+def _at_chance(m: dict, b: str) -> bool:
+    return all(abs(v - 0.5) < CHANCE for v in m["auc"][b].values())
+
+
+def words(m: dict) -> dict:
+    """Words of the prose whose direction comes from the run."""
+    n = C.num
+    wins = n(m["hyperinf_wins_cells"]) < 1
+    under_lo, big_hi = n(m["lissa_scaled_final_min_underdetermined"]), n(m["lissa_scaled_final_largest_n"]["max"])
+    cg = [r["kappa"] for r in m["kappa"] if r["init"] == "cg" and r["measured"] is not None]
+    kappas = sorted({r["kappa"] for r in m["kappa"]})
+    fim_lo = m["auc_rmin"]["exact_fim"] - m["auc_rmin"]["exact_gfim"]
+    fim_cmp = "as good as" if abs(fim_lo) <= 0.02 else ("better than" if fim_lo > 0 else "worse than")
+    fim_behind = m["auc_rmax"]["exact_fim"] < m["auc_rmax"]["exact_gfim"]
+    exact, best = _holds(m, "hyperinf-is-exact-gfim"), _holds(m, "hyperinf-best")
+    chance = [b for b in BASELINES if _at_chance(m, b)]
+    order = baseline_order(m)
+    slower, n_under = m["cg_slower_underdetermined_cells"], m["n_underdetermined_cells"]
+    margin_r = str(m["hyperinf_margin_min_rank_at"])
+    closest = max(BASELINES, key=lambda b: m["auc"][b][margin_r])
+    out = {
+        # convergence
+        "lissa_scaled_under": "barely moves" if under_lo >= 0.9 else
+                              ("stalls" if _holds(m, "lissa-stalls") else "converges"),
+        "lissa_scaled_well": "is slow even when the matrix is well conditioned" if big_hi > 1e-3 else
+                             "converges when the matrix is well conditioned",
+        "lissa_official_where": "whenever" if not n(m["lissa_official_stable_d_over_n_max"])
+                                >= n(m["lissa_official_diverged_d_over_n_min"]) else "in some of the cells with",
+        "lissa_official_final_max_text": _pow10(m["lissa_official_final_max"], exact=False),
+        "lissa_blowup_text": _pow10(m["lissa_blowup_min"], exact=False),
+        "cg_slower_where": "in every ill-conditioned cell (N < d)" if slower == n_under else
+                           f"in {slower} of the {n_under} ill-conditioned cells (N < d)",
+        "datainf_reading": "is not an approximation of this inverse at all" if _holds(m, "datainf-inaccurate")
+                           else "is a poor approximation of this inverse",
+        # iterations against the bound
+        "kappa_fit": "sit on" if _holds(m, "schulz-iteration-bound") else "stray from",
+        "kappa_gap_unit": "iteration" if m["kappa_gap_max"] == 1 else "iterations",
+        "kappa_min_text": _pow10(m["kappa_min"]), "kappa_max_text": _pow10(m["kappa_max"]),
+        "cg_kappa_where": "at none of these condition numbers" if not cg else
+                          "at every condition number" if len(cg) == len(kappas) else
+                          f"only at κ = {_pow10(cg[0])}" if cg == kappas[:1] else
+                          f"only up to κ = {_pow10(cg[-1])}" if cg == kappas[:len(cg)] else
+                          "only at κ = " + ", ".join(map(_pow10, cg)),
+        # detection
+        "accuracy_note": "the larger adapters memorise more of the flipped labels"
+                         if m["test_accuracy_rmax"] < m["test_accuracy_rmin"] else
+                         "the larger adapters lose no accuracy to the flipped labels",
+        "hyperinf_exact_are": "are" if exact else "are not quite",
+        "hyperinf_curve": "lies under" if exact else "departs from",
+        "hyperinf_converge": "converge" if exact else "do not fully converge",
+        "hyperinf_best_text": "has the best mean ROC-AUC" if best else "does not have the best mean ROC-AUC",
+        "hyperinf_best_auc": "has the best mean AUC" if best else "does not have the best mean AUC",
+        "margin_lead": "The margin is small next to the seeds' spread" if wins else "The margin holds seed by seed",
+        "margin_tail": ", so single seeds' AUCs vary by more than the margin" if wins else "",
+        "margin_spread": ", inside the seeds' spread" if wins else "",
+        "margin_baseline": NAMES[closest],
+        "lissa_why_lead": "Why the official LiSSA is at chance:" if "lissa" in chance else
+                          "What the official LiSSA computes:",
+        "lissa_scaled_detector": "is a reasonable detector"
+                                 if _holds(m, "hyperinf-detects", m["found_at_20_rmax"]["lissa_scaled"]) else
+                                 "is not a good detector either",
+        "fim_rmin": fim_cmp,
+        "fim_coincide": " (where the two almost coincide)" if m["rank_min"] == 1 else "",
+        "fim_trend": ("and falls further behind" if fim_cmp == "worse than" else "but falls behind") if fim_behind
+                     else ("and keeps up" if fim_cmp != "worse than" else "but catches up"),
+        "fim_regulariser": "acts as a regulariser" if fim_behind else
+                           "would act as a regulariser, but makes no difference here",
+        # which claims hold
+        "mechanism_lead": "The mechanism holds" if all(_holds(m, c) for c in MECHANISM) else
+                          "The mechanism holds only in part (see the table)",
+        "kappa_bound_text": "on the hyperpower bound within" if _holds(m, "schulz-iteration-bound") else
+                            "off the hyperpower bound by up to",
+        "lissa_stalls": "stalls" if _holds(m, "lissa-stalls") else "does not stall",
+        "hyperinf_equals": "equals" if exact else "does not equal",
+        "degrade_verdict": "reproduced" if _holds(m, "baselines-degrade") else "not reproduced",
+        "chance_sentence": "Only the official LiSSA is at chance here, and for a reason that has nothing to do with "
+                           "LoRA: its recursion diverges." if chance == ["lissa"] else
+                           "No baseline is at chance here." if not chance else
+                           _upper(" and ".join(NAMES[b] for b in chance)) + (" is" if len(chance) == 1 else " are")
+                           + " at chance here.",
+    }
+    for i, b in enumerate(order):
+        out[f"baseline_by_auc.{i}"] = NAMES[b]
+        out[f"baseline_chance.{i}"] = ", chance" if _at_chance(m, b) else ""
+    return out

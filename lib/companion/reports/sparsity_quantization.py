@@ -164,40 +164,32 @@ def layer_frame(res) -> pd.DataFrame:
 
 def metrics(res: dict, cfg: Config) -> dict:
     """The numbers the claims and figures use."""
-    t = tensor_frame(res)
-    g = grid_frame(res)
-    cells = order_cells(g)
-    orth = orthogonality(g, cfg)
-    lay = layer_frame(res)
-    prod = pd.DataFrame(res["products"])
+    t, g, lay, prod = tensor_frame(res), grid_frame(res), layer_frame(res), pd.DataFrame(res["products"])
+    cells, orth = order_cells(g), orthogonality(g, cfg)
     dense = cell_ce(g, "one-shot", "dense")
     near, stoch = t.rounding == "nearest", t.rounding == "stochastic"
 
     def frac_sq_better(stage, fmt_ok=lambda f: True):
         c = cells[(cells.stage == stage) & cells.format.map(fmt_ok)]
-        return (float((c.gap >= 0).mean()) if len(c) else math.nan), int(len(c))
+        return (float((c.gap >= 0).mean()) if len(c) else math.nan), int((c.gap >= 0).sum()), int(len(c))
 
     L = cfg.n_layer - 1  # last block (layer n_layer is the logits)
-    blocks = lay[lay.layer <= L]
-    first, last = (blocks[blocks.layer == i].set_index(["order", "sparsity", "format"]).rel_err for i in (0, L))
+    first, last = (lay[lay.layer == i].set_index(["order", "sparsity", "format"]).rel_err for i in (0, L))
     low = [(sp, f) for sp in cfg.sparsities for f in cfg.formats if low_bit(f)]
     qs_worse = [float(last[("qs", sp, f)] > last[("sq", sp, f)]) for sp, f in low]
-    o4 = orth[orth.format.map(four_bit)]
-    o8 = orth[~orth.format.map(low_bit)]
+    o4, o8 = orth[orth.format.map(four_bit)], orth[~orth.format.map(low_bit)]
     s_ft = {sp: cell_ce(g, "sparse-ft", "S", sp) for sp in cfg.sparsities}
     two_four = "2:4" if "2:4" in cfg.sparsities else cfg.sparsities[0]
     o24 = o4[o4.sparsity == two_four]
     out = {
         "params": res["params"], "dense_ce": dense, "dense_ppl": math.exp(dense),
         "tensor": {
-            "cases": int(len(t)),
-            "thm35_violations": int((t.l1_over_sum | t.l2_over_sum).sum()),
+            "cases": int(len(t)), "thm35_violations": int((t.l1_over_sum | t.l2_over_sum).sum()),
             "aligned_nearest_cases": int((t.aligned & near).sum()),
             "aligned_nearest_flips": int((t.flip & t.aligned & near).sum()),
             "unstructured_nearest_cases": int((~t.aligned & near).sum()),
             "unstructured_nearest_flips": int((t.flip & ~t.aligned & near).sum()),
-            "stochastic_cases": int(stoch.sum()),
-            "stochastic_flips": int((t.flip & stoch).sum()),
+            "stochastic_cases": int(stoch.sum()), "stochastic_flips": int((t.flip & stoch).sum()),
             "mismatch_violations_aligned": mismatch_violations(t[t.aligned]),
             "mismatch_violations_unstructured": mismatch_violations(t[~t.aligned]),
             "mismatch_24": {f: float(t[near & (t.source == "student-t") & (t.sparsity == "2:4")
@@ -206,26 +198,25 @@ def metrics(res: dict, cfg: Config) -> dict:
         "one_shot_cost": {"S": {sp: cell_ce(g, "one-shot", "S", sp) - dense for sp in cfg.sparsities},
                           "Q": {f: cell_ce(g, "one-shot", "Q", "", f) - dense for f in cfg.formats}},
         "sparse_ft_cost": {sp: s_ft[sp] - dense for sp in cfg.sparsities},
-        "order": {stage: dict(zip(("sq_not_worse", "cells"), frac_sq_better(stage, ok)))
-                  for stage, ok in (("one-shot", lambda f: True), ("sparse-ft", lambda f: True),
-                                    ("qat", low_bit))},
+        "order": {stage: dict(zip(("sq_not_worse", "sq_not_worse_n", "cells"), frac_sq_better(stage, ok)))
+                  for stage, ok in (("one-shot", lambda f: True), ("sparse-ft", lambda f: True), ("qat", low_bit))},
         "qat_gap_mean": float(cells[cells.stage == "qat"].gap.mean()) if (cells.stage == "qat").any() else math.nan,
         # the paper's S->Q pipeline (sparse FT, quantize after) against its Q->S (quantization-aware FT)
         "pipeline_gap": {f"{r.sparsity}/{r.format}": cell_ce(g, "qat", "qs", r.sparsity, r.format)
                          - cell_ce(g, "sparse-ft", "sq", r.sparsity, r.format)
                          for r in cells[cells.stage == "qat"].itertuples()},
-        "orth_4bit_exceeds": float((o4.excess > 0).mean()) if len(o4) else math.nan,
-        "orth_4bit_cells": int(len(o4)),
+        "orth_4bit_exceeds": float((o4.excess > 0).mean()) if len(o4) else math.nan, "orth_4bit_cells": int(len(o4)),
         "orth_excess": {f"{r.sparsity}/{r.format}": r.excess for r in orth.itertuples()},
         "quant_dominance_24": float((o24.dQ - o24.dS).min()) if len(o24) else math.nan,
         "eight_bit_ppl_increase": float(max(math.exp(r.measured - s_ft[r.sparsity]) - 1 for r in o8.itertuples()))
         if len(o8) else math.nan,
         "layer_growth_min": float((last / first).min()),
         "qs_worse_last_block": float(np.mean(qs_worse)) if qs_worse else math.nan,
-        "product_cases": int(len(prod)),
-        "product_over_sum": int((prod.SQ > prod.S + prod.Q).sum()),
+        "qs_worse_last_block_n": int(sum(qs_worse)), "low_bit_cells": len(low),
+        "product_cases": int(len(prod)), "product_over_sum": int((prod.SQ > prod.S + prod.Q).sum()),
         "product_over_quadrature": int((prod.SQ > np.sqrt(prod.S ** 2 + prod.Q ** 2)).sum()),
     }
+    out.update(prose_numbers(res, cfg, t, g, cells, orth, (first, last, lay[lay.layer == cfg.n_layer]), out))
     return C.finite(out)
 
 
@@ -295,8 +286,114 @@ CLAIMS = [
 ]
 
 
-
 PIPELINES = [("one-shot", "sq", "S→Q one-shot", "-", "o"), ("one-shot", "qs", "Q→S one-shot", "--", "o"),
              ("sparse-ft", "sq", "S→Q: sparse FT, then Q (paper)", "-", "s"),
              ("qat", "sq", "S→Q quantization-aware FT", "-", "^"), ("qat", "qs", "Q→S quantization-aware FT (paper)",
                                                                     "--", "^")]
+
+
+# ---- the numbers and words of the prose (glued by the notebook) -------------------------
+
+def prose_numbers(res, cfg: Config, t, g, cells, orth, layers, m) -> dict:
+    """The numbers the text quotes beyond the claims', named alike at every scale, no ':' (by_sparsity.2of4)."""
+    mean = tensor_table(res)  # round-to-nearest, mean relative L2 per (source, sparsity, format)
+    r24 = mean.xs(("student-t", "2:4"), level=[0, 1]) if ("student-t", "2:4") in mean.index.droplevel(2) else mean[:0]
+    count = lambda x: {"cases": len(x), "l1": int(x.l1_flip.sum()), "l2": int(x.l2_flip.sum())}  # noqa: E731
+    flips = {kind: {rnd: {src: count(t[(t.aligned == al) & (t.rounding == rnd) & ((t.source == src) | (src == "all"))])
+                          for src in ("all", *dict.fromkeys(t.source))} for rnd in ("nearest", "stochastic")}
+             for kind, al in (("nm", True), ("unstructured", False))}
+    S = list(cells[(cells.stage != "qat") | cells.format.map(low_bit)].groupby("stage", sort=False))  # as the claims
+    qc, o4 = pd.Series(m["one_shot_cost"]["Q"]), orth[orth.format.map(four_bit)]
+    pg = {k: v for k, v in m["pipeline_gap"].items() if low_bit(k.split("/")[1])}
+    best = min(pg, key=pg.get) if pg else None
+    first, last, logits = *layers[:2], layers[2].set_index(["order", "sparsity", "format"]).rel_err
+    val, low = list(res["dense_history"].val_loss), [f for f in cfg.formats if low_bit(f)]
+
+    def per_sparsity(sp):
+        gap = [(last[("qs", sp, f)] - last[("sq", sp, f)], first[("qs", sp, f)] - first[("sq", sp, f)]) for f in low]
+        return {"one_shot": m["one_shot_cost"]["S"][sp], "sparse_ft": m["sparse_ft_cost"][sp],
+                "prune_first": float(first[("S", sp, "")]), "prune_last": float(last[("S", sp, "")]),
+                "hbfp4_last": {o: float(last.get((o, sp, "hbfp4"), math.nan)) for o in ORDERS},
+                "gap_widens": float(np.mean([a > b for a, b in gap])) if gap else math.nan}
+    return {
+        "params_m": res["params"] / 1e6, "dense_val_drop_last": float(val[-2] - val[-1]) if val[1:] else math.nan,
+        "by_sparsity": {sp.replace(":", "of").replace("%", "pct"): per_sparsity(sp) for sp in cfg.sparsities},
+        "q_cost": {f"{b}bit": {"min": float(s.min()), "max": float(s.max())}
+                   for b, s in qc.groupby(qc.index.map(lambda f: round(bits_per_element(f))))},
+        "tensor_prose": {"flips": flips, "sq_extra_over_q_max": float(((mean["ε_S→Q"] - mean.ε_S) / mean.ε_Q).max()),
+                         "l2_24": {f: {"sq": float(r24["ε_S→Q"][f]), "qs": float(r24["ε_Q→S"][f])} for f in r24.index}},
+        "order_gap": {st: {f"{r.sparsity}/{r.format}": float(r.gap) for r in c.itertuples()} for st, c in S},
+        "order_max": {st: {k: float(c.loc[c.gap.idxmax(), k]) for k in ("gap", "sq", "qs")} for st, c in S},
+        "order_abs_max": {st: float(c.gap.abs().max()) for st, c in S},
+        "pipeline_cells": len(pg), "pipeline_qs_wins": int(sum(v < 0 for v in pg.values())),
+        "pipeline_max": {"margin": -pg[best], "size": abs(pg[best]), "qs": cell_ce(g, "qat", "qs", *best.split("/")),
+                         "sq": cell_ce(g, "sparse-ft", "sq", *best.split("/"))} if best else {},
+        "orth_4bit_above": int((o4.excess > 0).sum()), "orth_4bit_below": int((o4.excess <= 0).sum()),
+        "orth_excess_abs_max": float(orth.excess.abs().max()),
+        "orth_4bit_excess": {"min": float(o4.excess.min()), "max": float(o4.excess.max())},
+        "logits_below_last_block": float((logits.reindex(last.index) < last).mean()),
+    }
+
+
+def _holds(m: dict, claim_id: str) -> bool:
+    return next(bool(c.rule(C.num(c.our_value(m)))) for c in CLAIMS if c.id == claim_id)
+
+
+def _cell(key: str) -> str:  # "50%/hbfp4" -> "50% HBFP4"
+    return key.split("/")[0] + " " + key.split("/")[1].upper() if key else ""
+
+
+def _exceptions(gaps: dict, worse, by="by") -> str:
+    """" (the exception: 2:4 MXFP8, by 0.003 nats)" for the cells where worse(gap); "" if none."""
+    bad = {_cell(k): abs(v) for k, v in gaps.items() if worse(v)}
+    s, x = "s" * (len(bad) > 1), max(bad.values(), default=0)
+    size = f"{'≤ ' * len(s)}{x:.3f}" if x >= 5e-4 else "< 0.001"
+    return f" (the exception{s}: {', '.join(bad)}, {by} {size} nats)" if bad else ""
+
+
+CLAIM_WORDS = {  # word: (claim, if it holds, if not)
+    "thm35": ("sq-within-sum", "holds everywhere: S→Q never exceeds", "does not hold everywhere: S→Q can exceed"),
+    "thm36": ("sq-optimal-order", "as the reconstructed Theorems 3.6–3.7 say", "against Theorems 3.6–3.7"),
+    "mismatch_grows": ("mismatch-grows", "grows", "does not always grow"),
+    "quant_dominates": ("quantization-dominates", "Quantization dominates", "Quantization does not always dominate"),
+    "orth_reproduced": ("not-orthogonal", "is reproduced on this model", "is, however, not reproduced on this model"),
+    "eight_bit": ("eight-bit-nearly-orthogonal", "are nearly orthogonal to sparsity", "are not free on a sparse model"),
+    "depth_grows": ("error-grows-with-depth", "grows", "does not grow"),
+    "thm39": ("dot-product-not-orthogonal", "is borne out", "is not borne out"),
+}
+
+
+def words(m: dict) -> dict:
+    """Words of the prose whose direction comes from the run (where a claim decides it, by its test)."""
+    og, pg = {"qat": {}} | m["order_gap"], {k: v for k, v in m["pipeline_gap"].items() if low_bit(k.split("/")[1])}
+    recov = max(m["sparse_ft_cost"][sp] / m["one_shot_cost"]["S"][sp] for sp in m["sparse_ft_cost"])
+    viol, size = m["tensor"]["mismatch_violations_unstructured"], m["pipeline_max"].get("size", math.nan)
+    oa, q, logits = m["order_abs_max"], m["order_abs_max"].get("qat", math.nan), m["logits_below_last_block"] or 0
+    top, widens = {st: max(g, key=g.get, default="") for st, g in og.items()}, m["by_sparsity"].get("50pct", {})
+    cost = [*m["one_shot_cost"]["S"].values(), *m["one_shot_cost"]["Q"].values()]
+    return {w: (yes if _holds(m, c) else no) for w, (c, yes, no) in CLAIM_WORDS.items()} | {
+        "dense_improving": "still improving" if (m["dense_val_drop_last"] or 0) > 0 else "no longer improving",
+        "compression_hurts": "Compression hurts it, unlike the brief's MLP" if min(cost) > 0 else "Compression can help",
+        "sparse_ft_recovers": "most of it" if recov < 0.5 else ("part of it" if recov < 1 else "none of it"),
+        "unstructured_exception": f"Unstructured sparsity has {'exceptions' if viol[1:] else 'an exception'} ("
+                                  + "; ".join(viol).replace("student-t", "random tensors") + "), so the claim below "
+                                  "is tested on N:M." if viol else "Unstructured sparsity shows no exception; the "
+                                  "claim below is tested on N:M, the setting of the theory.",
+        "one_shot_exceptions": _exceptions(og["one-shot"], lambda v: v < 0), "one_shot_max_cell": _cell(top["one-shot"]),
+        "sparse_ft_matters": "the order matters most" if oa["sparse-ft"] >= max(oa.values()) else "the order matters too",
+        "sparse_ft_exceptions": _exceptions(og["sparse-ft"], lambda v: v < 0),
+        "sparse_ft_max_cell": _cell(top["sparse-ft"]), "qat_exceptions": _exceptions(og["qat"], lambda v: v < 0),
+        "pipeline_exceptions": _exceptions(pg, lambda v: v >= 0, "where S→Q is better by"),
+        "pipeline_max_cell": _cell(min(pg, key=pg.get) if pg else ""),
+        "pipeline_reading": "training with the quantizer matters more than the order" if m["pipeline_qs_wins"] >
+                            m["pipeline_cells"] / 2 else "training with the quantizer does not beat the order",
+        "order_paper": "the better choice, as the paper says" if _holds(m, "model-order-oneshot") and
+                       _holds(m, "model-order-finetuned") else "not consistently the better choice, unlike in the paper",
+        "order_vs_qat": ("much smaller than" if q < size / 4 else "smaller than") if q < size else "not smaller than",
+        "orth_paper": "the combination is worse than the bound in every 4-bit cell here, as in the paper's "
+                      "super-additive effect" if _holds(m, "not-orthogonal") else "the paper's super-additive effect, "
+                      "measured on billion-parameter models and WikiText perplexity, does not show "
+                      f"{'consistently ' * (m['orth_4bit_above'] > 0)}at this scale",
+        "logits_drop": "drops" if logits == 1 else ("mostly drops" if logits > 0.5 else "does not drop"),
+        "gap_widens_paper": "the paper's" if (widens.get("gap_widens") or 0) > 0.5 else "against the paper's",
+    }

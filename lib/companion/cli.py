@@ -21,7 +21,7 @@ from companion import outputs
 from companion import params as P
 from companion.book import ClaimsError
 from companion.data import DataError
-from companion.results import atomic_write_bytes, cache_dir, repo_root
+from companion.results import _UMASK, atomic_write_bytes, cache_dir, repo_root
 
 
 class UsageError(Exception):
@@ -162,7 +162,7 @@ def _execute(ch, scale, cfg, run_opts, overrides, out: Path, stage: Path, log_ou
                             kernel_name="python3", progress_bar=False, log_output=log_output)
     except BaseException as e:
         if Path(tmp).exists():
-            os.chmod(tmp, 0o666 & ~_umask())
+            os.chmod(tmp, 0o666 & ~_UMASK)
             os.replace(tmp, failed)
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -174,11 +174,6 @@ def _execute(ch, scale, cfg, run_opts, overrides, out: Path, stage: Path, log_ou
                                    "wall_time_s": round(time.time() - t0, 1)}
     atomic_write_bytes(stage / f"{ch.id}.ipynb", (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
     Path(tmp).unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    from companion.results import _UMASK
-    return _UMASK
 
 
 def clean_notebook(nb: dict) -> dict:

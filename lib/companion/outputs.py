@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from companion.results import _UMASK, repo_root
+
 MARKER = ".companion-run"  # written into every output folder; its presence makes the folder replaceable
 RESULT_FILES = {"metrics.json", "claims.json", "verifications.json", "provenance.json"}
 LOCK_ENV = "COMPANION_OUT_LOCKED"  # set by the CLI for the kernel: the output folder whose lock it holds
@@ -53,7 +55,6 @@ def is_run_folder(path: Path) -> bool:
 def check_target(out: Path):
     """Refuse (OutputError) an output folder a run must not replace or cannot write. `out`
     must be resolved (Path.resolve): the check, the lock and the swap see one folder."""
-    from companion.results import repo_root
     root = repo_root().resolve()
     if out == Path(out.anchor):
         raise OutputError(f"output folder {out} is not allowed")
@@ -144,7 +145,7 @@ def staging(out: Path) -> Path:
     """A new private staging folder beside `out` (`.<name>.partial-XXXXXXXX/`)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    os.chmod(stage, 0o777 & ~_umask())
+    os.chmod(stage, 0o777 & ~_UMASK)
     (stage / "figures").mkdir()
     return stage
 
@@ -213,8 +214,3 @@ def swap_dir(new: Path, dest: Path, carry_notebooks: bool = True):
     new.rename(dest)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _umask() -> int:
-    from companion.results import _UMASK
-    return _UMASK

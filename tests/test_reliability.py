@@ -370,8 +370,8 @@ def _drawing(tmp, cache):
     return any(tmp.glob(".out.partial-*/figures/*.png"))
 
 
-@pytest.mark.parametrize("when,sig", [(_started, signal.SIGINT), (_computing, signal.SIGKILL),
-                                      (_drawing, signal.SIGKILL)], ids=["start-SIGINT", "compute-SIGKILL",
+@pytest.mark.parametrize("when,sig", [(_started, signal.SIGKILL), (_computing, signal.SIGINT),
+                                      (_drawing, signal.SIGKILL)], ids=["start-SIGKILL", "compute-SIGINT",
                                                                         "figures-SIGKILL"])
 def test_a_killed_run_leaves_the_previous_complete_result_and_the_rerun_matches(finished, data_dir, tmp_path, when,
                                                                                 sig):

@@ -90,11 +90,16 @@ def configure(ch: Chapter, scale: str, overrides: dict):
     return cfg
 
 
+BOOTSTRAP_TAG = "bootstrap"  # the install cell's tag (companion.site.bootstrap)
+
+
 def code_cells(nb: dict) -> list:
-    """Sources of the code cells that define a chapter (papermill's injected cell excluded)."""
+    """Sources of the code cells that define a chapter: papermill's injected cell and the
+    install cell (companion.site.bootstrap: a no-op wherever the library is importable, and
+    its repository URL is not the chapter's) are left out."""
+    skip = {"injected-parameters", BOOTSTRAP_TAG}
     return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-            for c in nb["cells"] if c["cell_type"] == "code"
-            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+            for c in nb["cells"] if c["cell_type"] == "code" and not skip & set(c.get("metadata", {}).get("tags", []))]
 
 
 def execution_key(ch: Chapter, scale: str, cfg, nb_path=None) -> str:

@@ -17,8 +17,16 @@ WIDTH = 6.4  # inches; figures are rendered at 80% of the text width
 
 def apply():
     """Seaborn 'whitegrid' theme in 'notebook' context, colour-blind palette, fixed DPI;
-    tables show whole cells (claims are sentences)."""
+    tables show whole cells (claims are sentences), and every DataFrame a chapter shows is
+    rendered in the book's table style with missing values as '—' (never "NaN")."""
     pd.set_option("display.max_colwidth", None)
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, frame_html)
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.85)
     plt.rcParams.update({
         "figure.figsize": (WIDTH, 3.6), "figure.dpi": 100, "savefig.dpi": 130,
@@ -37,11 +45,16 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
+def frame_html(df: pd.DataFrame, index: bool = True) -> str:
+    """The book's HTML for a table: its CSS class, missing values as '—'."""
+    return df.to_html(index=index, na_rep="—", classes="companion-table", border=0)
+
+
 def html_table(df: pd.DataFrame):
-    """A DataFrame as the book's HTML table: no index column, missing values as '—' (its text
-    form, which nbval compares, stays short and stable)."""
+    """A DataFrame as the book's HTML table without its index column (its text form, which
+    nbval compares, stays short and stable)."""
     from IPython.display import HTML
-    return HTML(df.to_html(index=False, na_rep="—", classes="companion-table", border=0))
+    return HTML(frame_html(df, index=False))
 
 
 def config_table(cfg, scale: str):

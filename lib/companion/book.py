@@ -115,7 +115,20 @@ def write_dashboard() -> Path:
     return atomic_write_bytes(repo_root() / DASHBOARD, dashboard_markdown().encode())
 
 
-def build_html() -> int:
-    """jupyter-book build . -W (warnings are errors); chapters are never executed here."""
+def build_html(repo=None, out=None) -> int:
+    """jupyter-book build . -W (warnings are errors); chapters are never executed here. With
+    `repo` = (url, branch) the book gets its repository and launch buttons (companion.site.config)
+    and the notebooks readers download name that repository in their install cell. `out` is
+    jupyter-book's --path-output (the HTML lands in <out>/_build/html; default: the project)."""
+    from companion.site import bootstrap, config
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", ".", "-W", "-n", "--keep-going"]
-    return subprocess.run(cmd, cwd=repo_root()).returncode
+    if repo:
+        cmd += ["--config", str(config.write_config(*repo))]
+    if out:
+        cmd += ["--path-output", str(out)]
+    rc = subprocess.run(cmd, cwd=repo_root()).returncode
+    html = Path(out or repo_root()) / "_build" / "html"
+    if rc == 0 and repo:
+        for nb in sorted((html / "_sources").rglob("*.ipynb")):
+            bootstrap.stamp(nb, *repo)
+    return rc

@@ -1,4 +1,4 @@
-"""`python -m companion`: list, run, compute, build, claims.
+"""`python -m companion`: list, run, compute, build, html, check-site, stamp, claims.
 
 Every bad input (unknown chapter or parameter, wrong type, out-of-range value, a parameter
 given twice, unknown scale, missing, corrupted or unreadable dataset, an output folder that
@@ -22,6 +22,7 @@ from companion import params as P
 from companion.book import ClaimsError
 from companion.data import DataError
 from companion.results import _UMASK, atomic_write_bytes, cache_dir, repo_root
+from companion.site.config import SiteError
 
 
 class UsageError(Exception):
@@ -238,8 +239,17 @@ def cmd_compute(args):
     return 0
 
 
+def _repo(args):
+    """(url, branch) from --repo-url/--branch, checked; None without --repo-url."""
+    from companion.site import config
+    if args.repo_url is None:
+        return None
+    return config.check_repo(args.repo_url, args.branch)
+
+
 def cmd_build(args):
     from companion import book
+    repo = _repo(args)
     scale = CH.resolve_scale(args.scale)
     only = [CH.get(c).id for c in args.chapter or []]
     for ch in CH.CHAPTERS.values():
@@ -259,7 +269,47 @@ def cmd_build(args):
     book.write_dashboard()
     if args.no_html:
         return 0
-    return book.build_html()
+    return book.build_html(repo)
+
+
+def cmd_html(args):
+    from companion import book
+    return book.build_html(_repo(args), args.out)
+
+
+def cmd_check_site(args):
+    from companion.site import browser
+    root = Path(args.dir)
+    if not (root / "index.html").is_file():
+        raise UsageError(f"no built book at {root} (no index.html): run `make html` first, or give its folder")
+    try:
+        browser.find_chromium()
+    except browser.BrowserMissing as e:
+        raise UsageError(str(e)) from None
+    t0 = time.time()
+    report = browser.check_site(root, screens=args.screens)
+    for line in report.problems:
+        print(line)
+    print(f"{report.pages} pages at {len(browser.WIDTHS)} widths ({', '.join(map(str, browser.WIDTHS.values()))} px) "
+          f"in {time.time() - t0:.0f} s: {len(report.problems)} problems"
+          + (f"; screenshots in {args.screens}" if args.screens else ""))
+    return 1 if report.problems else 0
+
+
+def cmd_stamp(args):
+    """Write the repository into the install cell of every committed chapter (what Colab opens)."""
+    from companion.site import bootstrap, config
+    repo = config.check_repo(args.repo_url, args.branch)
+    chapters = [ch for ch in CH.CHAPTERS.values() if ch.notebook.exists()]
+    if args.check:
+        off = [ch.id for ch in chapters if bootstrap.stamped(json.loads(ch.notebook.read_text())) != repo]
+        for cid in off:
+            print(f"{cid}: its install cell does not name {repo[0]} at {repo[1]}")
+        return 1 if off else 0
+    changed = [ch.id for ch in chapters if bootstrap.stamp(ch.notebook, *repo)]
+    print(f"install cells name {repo[0]} at {repo[1]}: {len(changed)} chapters changed"
+          + (f" ({', '.join(changed)}); commit book/chapters" if changed else ""))
+    return 0
 
 
 def cmd_claims(args):
@@ -277,6 +327,12 @@ def cmd_claims(args):
         print(f"{verdict_text(r)} [{r.get('chapter', '')}/{r['scale']}] {r['claim']}: ours "
               f"{r.get('our_value_text', r['our_value'])} | paper {r['paper_value']}")
     return 0
+
+
+def _repo_options(s):
+    s.add_argument("--repo-url", help="the book's repository (https://github.com/OWNER/REPO): adds the repository, "
+                                      "issue and launch buttons and names it in downloaded notebooks")
+    s.add_argument("--branch", default="main", help="the repository's branch (default main)")
 
 
 def parser():
@@ -305,7 +361,21 @@ def parser():
                                                         "without CUDA)")
     s.add_argument("--no-html", action="store_true", help="skip the jupyter-book build")
     s.add_argument("--chapter", action="append", metavar="ID", help="only this chapter (repeatable)")
+    _repo_options(s)
     s.set_defaults(fn=cmd_build)
+    s = sub.add_parser("html", help="build the HTML book from the committed chapters (nothing is executed)")
+    _repo_options(s)
+    s.add_argument("--out", help="jupyter-book's --path-output: the HTML goes to OUT/_build/html (default: here)")
+    s.set_defaults(fn=cmd_html)
+    s = sub.add_parser("check-site", help="open every page of a built book in headless Chromium and report problems")
+    s.add_argument("dir", nargs="?", default="_build/html", help="the HTML folder (default _build/html)")
+    s.add_argument("--screens", default="_build/screens", help="screenshot folder (default _build/screens)")
+    s.set_defaults(fn=cmd_check_site)
+    s = sub.add_parser("stamp", help="name the repository in every chapter's install cell (for Colab)")
+    s.add_argument("repo_url", help="https://github.com/OWNER/REPO")
+    s.add_argument("--branch", default="main", help="the branch the install cell clones (default main)")
+    s.add_argument("--check", action="store_true", help="only report chapters naming another repository; exit 1 if any")
+    s.set_defaults(fn=cmd_stamp)
     s = sub.add_parser("claims", help="print claims tables (committed runs by default)")
     s.add_argument("chapter", nargs="?")
     s.add_argument("--dir", help="a run folder (holding claims.json) instead of data/runs")
@@ -317,7 +387,7 @@ def main(argv=None) -> int:
     try:
         args = parser().parse_args(argv)
         return args.fn(args)
-    except (UsageError, P.ParamError, DataError, outputs.OutputError, ClaimsError) as e:
+    except (UsageError, P.ParamError, DataError, outputs.OutputError, ClaimsError, SiteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the file system refused something the checks could not foresee

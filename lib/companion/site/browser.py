@@ -186,14 +186,15 @@ def _check_links(root: Path, base: str, links: dict, ids: dict) -> list:
     return out
 
 
-def check_site(root, screens=None, widths=WIDTHS, forbidden_paths=()) -> Report:
-    """Open every page of the HTML build `root` in headless Chromium at each width; see the
-    module docstring for what counts as a problem. Screenshots go to `screens` when given."""
+def check_site(root, screens=None, widths=WIDTHS, forbidden_paths=(), only=None) -> Report:
+    """Open every page of the HTML build `root` (or the pages `only` lists) in headless Chromium
+    at each width; see the module docstring for what counts as a problem. Screenshots go to
+    `screens` when given."""
     from playwright.sync_api import sync_playwright
 
     root = Path(root).resolve()
     report = Report()
-    pages = html_pages(root)
+    pages = [p for p in html_pages(root) if not only or p in only]
     report.pages = len(pages)
     if screens:
         screens = Path(screens)

@@ -20,3 +20,16 @@ def data_dir():
     if not d or not (Path(d) / "tinyshakespeare.txt").exists():
         pytest.skip("COMPANION_DATA does not point at the offline data sets (see ../shared/data/README.md)")
     return Path(d)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The system's Chromium for the browser tests: skipped where there is none, except in CI
+    (.ci/run installs Debian's chromium), where a missing browser is a failure."""
+    from companion.site import browser
+    try:
+        return browser.find_chromium()
+    except browser.BrowserMissing as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser test needs Chromium in CI: {e}")
+        pytest.skip(str(e))

@@ -186,6 +186,16 @@ def _check_links(root: Path, base: str, links: dict, ids: dict) -> list:
     return out
 
 
+def _only_local(base: str, blocked: list):
+    """A route handler: requests to the served book go through, any other is refused and noted."""
+    def route(r):
+        if r.request.url.startswith((base, "data:")):
+            return r.continue_()
+        blocked.append(r.request.url)
+        return r.abort()
+    return route
+
+
 def check_site(root, screens=None, widths=WIDTHS, forbidden_paths=(), only=None) -> Report:
     """Open every page of the HTML build `root` (or the pages `only` lists) in headless Chromium
     at each width; see the module docstring for what counts as a problem. Screenshots go to
@@ -206,14 +216,7 @@ def check_site(root, screens=None, widths=WIDTHS, forbidden_paths=(), only=None)
             for width, px in widths.items():
                 context = browser.new_context(viewport={"width": px, "height": HEIGHT.get(width, 900)})
                 blocked = []
-
-                def route(r, blocked=blocked):
-                    if r.request.url.startswith(server.url) or r.request.url.startswith("data:"):
-                        return r.continue_()
-                    blocked.append(r.request.url)
-                    return r.abort()
-
-                context.route("**/*", route)
+                context.route("**/*", _only_local(server.url, blocked))
                 for rel in pages:
                     t0 = time.time()
                     target = redirect(root / rel)

@@ -26,8 +26,8 @@ if importlib.util.find_spec("companion") is None:
     import os, subprocess, sys
     url = os.environ.get("COMPANION_REPO") or REPO_URL
     if not url:
-        raise RuntimeError("the companion library is not installed and this notebook names no repository: "
-                           "set COMPANION_REPO=https://github.com/OWNER/REPO and rerun this cell")
+        raise RuntimeError("the companion library is not installed and this notebook names no repository: run "
+                           "%env COMPANION_REPO=https://github.com/OWNER/REPO (the book's) and rerun this cell")
     root = os.path.abspath("companion-book")
     if not os.path.isdir(root):
         subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", REPO_BRANCH, url, root], check=True)
@@ -60,7 +60,7 @@ def with_bootstrap(nb: dict, url: str = "", branch: str = "main") -> dict:
     cells = [c for c in nb["cells"] if not is_bootstrap(c)]
     first_code = next((i for i, c in enumerate(cells) if c["cell_type"] == "code"), len(cells))
     cell = {"cell_type": "code", "execution_count": None, "metadata": {"tags": list(TAGS)}, "outputs": [],
-            "source": cell_source(url, branch)}
+            "source": cell_source(url, branch).splitlines(keepends=True)}  # lines, as Jupyter writes them
     if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
         cell["id"] = "companion-bootstrap"  # cell ids exist from nbformat 4.5 on
     old = next((c for c in nb["cells"] if is_bootstrap(c)), None)

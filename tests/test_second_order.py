@@ -125,3 +125,58 @@ def test_deterministic_cubic_newton_reaches_a_second_order_stationary_point(prob
 def test_digits_binary_problem_shape():
     p = problems.digits_binary()
     assert (p.n, p.d) == (1797, 65) and set(p.y.tolist()) == {-1.0, 1.0}
+
+
+class _Scripted:
+    """An oracle returning hand-chosen values and recording where it was queried."""
+    def __init__(self, grads, hessians):
+        self.grads, self.hessians, self.at = list(grads), list(hessians), []
+
+    def grad(self, x):
+        self.at.append(("g", x.clone()))
+        return torch.tensor([self.grads.pop(0)])
+
+    def hess(self, x):
+        self.at.append(("H", x.clone()))
+        return torch.tensor([[self.hessians.pop(0)]])
+
+
+@pytest.mark.parametrize("kind, g1, H1, g_at", [
+    # x0 = 1, x1 = 3, alpha = 0.25, beta = 0.5; oracle: g~ = 2 then 6, H~ = 4 then 8
+    ("none", 6.0, 8.0, 3.0),
+    ("ema", 0.75 * 2 + 0.25 * 6, 0.5 * 4 + 0.5 * 8, 3.0),
+    ("corrected", 0.75 * (2 + 6.0 * (3 - 1)) + 0.25 * 6, 6.0, 3.0),
+    ("it-hb", 0.75 * 2 + 0.25 * 6, 6.0, 3 + (0.75 / 0.25) * (3 - 1))])
+def test_momentum_estimators_match_a_hand_computed_two_step_example(kind, g1, H1, g_at):
+    from companion.second_order.momentum import Estimator
+    oracle = _Scripted([2.0, 6.0], [4.0, 8.0])
+    est = Estimator(kind, alpha=0.25, beta=0.5, T=2)
+    x0, x1 = torch.tensor([1.0]), torch.tensor([3.0])
+    g, H = est.update(oracle, x0, None, 0)
+    assert (float(g), float(H)) == (2.0, 4.0)
+    g, H = est.update(oracle, x1, x0, 1)
+    assert float(g) == pytest.approx(g1) and float(H) == pytest.approx(H1)
+    where_g = [float(x) for k, x in oracle.at if k == "g"]
+    assert where_g[1] == pytest.approx(g_at)  # it-hb queries the gradient at the extrapolated point
+    assert [float(x) for k, x in oracle.at if k == "H"][1] == 3.0
+
+
+def test_horizon_schedule_and_constant_rates():
+    from companion.second_order.momentum import horizon, rate
+    assert rate(0.1, 5, 100) == 0.1
+    assert rate(horizon(1.0, 0.5), 0, 100) == pytest.approx(0.1)
+    assert rate(horizon(100.0, 0.5), 0, 100) == 1.0
+
+
+def test_oracle_counts_samples_and_injects_noise_of_the_stated_size(problem):
+    from companion.second_order.momentum import Oracle
+    x = torch.zeros(problem.d)
+    exact = Oracle(problem, batch=problem.n * 50)  # many samples: close to the full gradient
+    assert (exact.grad(x) - problem.grad(x)).norm() < 0.1 * problem.grad(x).norm()
+    noisy = Oracle(problem, batch=4, hess_batch=2, sigma_g=2.0, sigma_h=3.0, seed=1)
+    clean = Oracle(problem, batch=4, hess_batch=2, seed=1)
+    gaps = [(noisy.grad(x) - clean.grad(x)).norm() for _ in range(200)]
+    assert 1.6 < float(torch.stack(gaps).mean()) < 2.4
+    Hgap = noisy.hess(x) - clean.hess(x)
+    assert 1.5 < float(torch.linalg.matrix_norm(Hgap, 2)) < 6.0
+    assert noisy.samples == 200 * 4 + 2

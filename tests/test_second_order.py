@@ -180,3 +180,33 @@ def test_oracle_counts_samples_and_injects_noise_of_the_stated_size(problem):
     Hgap = noisy.hess(x) - clean.hess(x)
     assert 1.5 < float(torch.linalg.matrix_norm(Hgap, 2)) < 6.0
     assert noisy.samples == 200 * 4 + 2
+
+
+def test_run_logs_every_method_and_deterministic_cubic_newton_converges(problem):
+    from companion.second_order.methods import Method, run, tail
+    x0 = torch.randn(problem.d, generator=torch.Generator().manual_seed(1)) * 3
+    cn = run(problem, Method("cn", M=10.0), 100, x0, log_every=10)
+    assert cn["gnorm"][-1] < 1e-8 and cn["lam_min"][-1] > 0 and cn["t"] == list(range(0, 101, 10))
+    assert all(a >= b - 1e-12 for a, b in zip(cn["f"], cn["f"][1:]))  # M above the Hessian's Lipschitz constant here
+    for m in (Method("scn"), Method("scn", momentum="it-hb"), Method("scn", momentum="corrected"),
+              Method("scn", momentum="ema", batch=4, hess_batch=2), Method("sgd"), Method("sgdm")):
+        log = run(problem, m, 60, x0, seed=3, log_every=20)
+        assert not log["diverged"] and tail(log) < log["gnorm"][0]
+        per_step = {"scn": m.batch + (m.hess_batch or m.batch), "sgd": m.batch, "sgdm": m.batch}[m.kind]
+        assert log["samples"][-1] == 60 * per_step
+
+
+def test_a_diverging_run_stops_and_its_tail_is_infinite(problem):
+    from companion.second_order.methods import Method, run, tail
+    x0 = torch.zeros(problem.d)
+    log = run(problem, Method("sgd", lr=1e9), 50, x0, log_every=10, blowup=1e3)
+    assert log["diverged"] and tail(log) == float("inf") and len(log["t"]) < 6
+
+
+def test_unknown_method_or_momentum_is_refused():
+    from companion.second_order.methods import Method
+    from companion.second_order.momentum import Estimator
+    with pytest.raises(ValueError, match="unknown method"):
+        Method("newton")
+    with pytest.raises(ValueError, match="unknown momentum"):
+        Estimator("adam")

@@ -22,27 +22,27 @@ def model(g, H, M, s):
 
 def _secular(gt, lam, M, iters=100):
     """r > 0 solving ||gt / (lam + M r/2)|| = r on the branch lam + M r/2 > 0 (lam ascending).
-    Newton on psi(r) = 1/||s(r)|| - 1/r, kept inside a shrinking bracket."""
-    r_min = max(0.0, -2.0 * float(lam[0]) / M)
-    gnorm = float(gt.norm())
+    Newton on psi(r) = 1/||s(r)|| - 1/r (concave and increasing: Newton from the right of the
+    root does not overshoot), kept inside a shrinking bracket. Scalar work in numpy float64."""
+    g2, lam = (gt.double() ** 2).cpu().numpy(), lam.double().cpu().numpy()
+    r_min = max(0.0, -2.0 * lam[0] / M)
     # ||s(r)|| <= ||g|| / (lam_0 + M r/2): this r makes the bound equal to r, so psi(hi) >= 0
-    hi = max(r_min, (-float(lam[0]) + (float(lam[0]) ** 2 + 2 * M * gnorm) ** 0.5) / M) * (1 + 1e-12) + 1e-300
+    hi = max(r_min, (-lam[0] + (lam[0] ** 2 + 2 * M * g2.sum() ** 0.5) ** 0.5) / M) * (1 + 1e-12) + 1e-300
     lo, r = r_min, hi
     for _ in range(iters):
         den = lam + M * r / 2
-        s = gt / den
-        sn = float(s.norm())
+        sn2 = float((g2 / den ** 2).sum())
+        sn = sn2 ** 0.5
         psi = 1 / sn - 1 / r
         if psi > 0:
             hi = r
         else:
             lo = r
-        dsn = -(M / 2) * float((gt ** 2 / den ** 3).sum()) / sn  # d||s||/dr
-        step = psi / (-dsn / sn ** 2 + 1 / r ** 2)
-        r_new = r - step
+        dpsi = (M / 2) * float((g2 / den ** 3).sum()) / (sn2 * sn) + 1 / r ** 2
+        r_new = r - psi / dpsi
         if not (lo < r_new < hi):
             r_new = 0.5 * (lo + hi)
-        if abs(r_new - r) <= 1e-15 * max(r, 1e-300):
+        if abs(r_new - r) <= 1e-14 * r:
             return r_new
         r = r_new
     return r

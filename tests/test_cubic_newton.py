@@ -1,0 +1,69 @@
+"""The cubic-newton experiment at smoke scale: every study, its shape, the reference method."""
+import math
+
+import pytest
+import torch
+
+from companion.experiments import cubic_newton as E
+from companion.params import ParamError
+from companion.second_order.methods import tail
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    import os
+    old = os.environ.get("COMPANION_CACHE")
+    os.environ["COMPANION_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield E.SCALES["smoke"], E.run(E.SCALES["smoke"], progress=False)
+    finally:
+        torch.set_num_threads(threads)
+        if old is None:
+            os.environ.pop("COMPANION_CACHE")
+        else:
+            os.environ["COMPANION_CACHE"] = old
+
+
+def test_every_study_has_every_configuration(smoke):
+    cfg, r = smoke
+    assert set(r) == set(E.STUDIES)
+    assert set(r["curves"]) == set(E.methods(cfg)) and all(len(v) == cfg.n_seeds for v in r["curves"].values())
+    assert list(r["batches"]) == list(cfg.batches) and list(r["noise"]) == list(cfg.sigmas)
+    assert set(r["sweep"]) == {("SCN", M) for M in cfg.sweep_Ms} | {(a, M) for a in cfg.sweep_alphas
+                                                                      for M in cfg.sweep_Ms}
+    assert list(r["large_m"]) == list(cfg.large_Ms)
+
+
+def test_reference_converges_and_stochastic_methods_stay_finite(smoke):
+    cfg, r = smoke
+    for log in r["curves"]["CN"] + r["convex"]["CN"]:
+        assert log["gnorm"][-1] < 1e-8
+    for name, logs in r["curves"].items():
+        for log in logs:
+            assert len(log["t"]) == cfg.steps // cfg.log_every + 1
+            assert math.isfinite(tail(log)) and tail(log) < log["gnorm"][0], name
+    floors = [x for d in r["batches"].values() for v in d.values() for x in v]
+    assert all(math.isfinite(x) and x > 0 for x in floors)
+
+
+def test_bad_configurations_are_refused():
+    import dataclasses
+    with pytest.raises(ParamError, match="strictly increasing"):
+        dataclasses.replace(E.SCALES["smoke"], batches=(16, 1)).validate()
+    with pytest.raises(ParamError, match="log_every"):
+        dataclasses.replace(E.SCALES["smoke"], steps=5, log_every=10).validate()
+
+
+def test_cache_keys_read_only_their_study_fields(smoke):
+    """A field one study does not read leaves that study's cache entry in use (no recompute)."""
+    import dataclasses
+    cfg, r = smoke
+    other = dataclasses.replace(cfg, large_alpha=0.5, sigmas=(2.0,))
+    from companion.results import cached, config_key
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    keep = set(E.PROBLEM) | set(E.READS["curves"])
+    hit = cached(E.CHAPTER, "curves", config_key(other, drop=tuple(sorted(fields - keep))),
+                 lambda _c: pytest.fail("recomputed although no field it reads changed"))
+    assert hit["SCN"][0]["gnorm"] == r["curves"]["SCN"][0]["gnorm"]

@@ -67,3 +67,31 @@ def test_cache_keys_read_only_their_study_fields(smoke):
     hit = cached(E.CHAPTER, "curves", config_key(other, drop=tuple(sorted(fields - keep))),
                  lambda _c: pytest.fail("recomputed although no field it reads changed"))
     assert hit["SCN"][0]["gnorm"] == r["curves"]["SCN"][0]["gnorm"]
+
+
+def test_report_metrics_and_claims_on_the_smoke_run(smoke):
+    from companion.reports import cubic_newton as R
+    cfg, r = smoke
+    m = R.metrics(r, cfg)
+    assert len(m["per_seed"]) == cfg.n_seeds and set(m["per_seed"][0]["ratio_noise"]) == {f"{s:g}" for s in cfg.sigmas}
+    for c in R.CLAIMS:
+        row = c.evaluate(m, "smoke")
+        assert row["verdict"] in ("holds", "mixed", "fails") and row["n_seeds"] == cfg.n_seeds
+    assert all(v.evaluate(m)["passes"] for v in R.VERIFICATIONS)
+
+
+@pytest.mark.parametrize("cid, good, bad", [("batch1", 0.3, 0.7), ("large-batch", 1.5, 2.5), ("convex", 0.8, 1.2)])
+def test_each_claim_holds_and_fails_where_it_should(cid, good, bad):
+    from companion.reports import cubic_newton as R
+    claim = next(c for c in R.CLAIMS if c.id == cid)
+    key = {"batch1": "ratio_b1", "large-batch": "ratio_b1_vs_scn_bmax", "convex": "ratio_convex"}[cid]
+    make = lambda v: {"per_seed": [{key: v * f} for f in (0.98, 1.0, 1.02)]}  # noqa: E731
+    assert claim.evaluate(make(good), "cpu")["verdict"] == "holds"
+    assert claim.evaluate(make(bad), "cpu")["verdict"] == "fails"
+
+
+def test_noise_claim_reads_the_largest_noise_level():
+    from companion.reports import cubic_newton as R
+    claim = next(c for c in R.CLAIMS if c.id == "noise")
+    per_seed = [{"ratio_noise": {"0.3": 2.0, "3": 0.5, "1": 2.0}} for _ in range(3)]
+    assert claim.evaluate({"per_seed": per_seed}, "cpu")["verdict"] == "holds"

@@ -95,3 +95,14 @@ def test_noise_claim_reads_the_largest_noise_level():
     claim = next(c for c in R.CLAIMS if c.id == "noise")
     per_seed = [{"ratio_noise": {"0.3": 2.0, "3": 0.5, "1": 2.0}} for _ in range(3)]
     assert claim.evaluate({"per_seed": per_seed}, "cpu")["verdict"] == "holds"
+
+
+def test_every_figure_renders_from_the_smoke_run(smoke):
+    import matplotlib.pyplot as plt
+
+    from companion.reports import cubic_newton_figures as F
+    cfg, r = smoke
+    for name in ("curves", "batch", "noise", "lam_min", "convex", "sensitivity"):
+        fig = getattr(F, f"{name}_figure")(r, cfg)
+        assert fig.axes and fig.get_size_inches()[0] <= 6.4 + 1e-9
+        plt.close(fig)

@@ -1,6 +1,7 @@
 """Figures of the cubic-newton chapter (the book's convention: see `companion.plotting`)."""
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from companion.plotting import WIDTH, colors, panels
 
@@ -38,33 +39,31 @@ def curves_figure(res, cfg):
     return fig
 
 
-def batch_figure(res, cfg):
-    """The floor (median ||grad f|| over the last 10% of the run) against the batch size."""
+def _floor_figure(xs, floors, xlabel):
+    """SCN's and SCNM's floor (mean and sd over seeds) against one swept setting; floors(x, name)."""
     fig, ax = plt.subplots(figsize=(WIDTH * 0.7, 3.0))
     c = _colors()
-    bs = list(cfg.batches)
     for name in ("SCN", "SCNM"):
-        v = np.array([res["batches"][b][name] for b in bs])
-        ax.errorbar(bs, v.mean(1), yerr=v.std(1), marker="o", capsize=3, color=c[name], label=name)
-    ax.set(xscale="log", yscale="log", xlabel="batch size b (gradient and Hessian)", ylabel="floor of ‖∇f‖")
-    ax.set_xticks(bs, [str(b) for b in bs])
+        v = np.array([floors(x, name) for x in xs])
+        ax.errorbar(xs, v.mean(1), yerr=v.std(1), marker="o", capsize=3, color=c[name], label=name)
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="floor of ‖∇f‖")
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    ax.xaxis.set_minor_formatter(NullFormatter())  # log minor labels overlap the swept values
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def batch_figure(res, cfg):
+    """The floor (median ||grad f|| over the last 10% of the run) against the batch size."""
+    return _floor_figure(list(cfg.batches), lambda b, name: res["batches"][b][name],
+                         "batch size b (gradient and Hessian)")
 
 
 def noise_figure(res, cfg):
     """The floor against the injected noise level sigma, batch 1."""
-    fig, ax = plt.subplots(figsize=(WIDTH * 0.7, 3.0))
-    c = _colors()
-    s = list(cfg.sigmas)
-    for name in ("SCN", "SCNM"):
-        v = np.array([res["noise"][x][name] for x in s])
-        ax.errorbar(s, v.mean(1), yerr=v.std(1), marker="o", capsize=3, color=c[name], label=name)
-    ax.set(xscale="log", yscale="log", xlabel="injected noise σ (gradient and Hessian)", ylabel="floor of ‖∇f‖")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
+    return _floor_figure(list(cfg.sigmas), lambda s, name: res["noise"][s][name],
+                         "injected noise σ (gradient and Hessian)")
 
 
 def lam_min_figure(res, cfg):

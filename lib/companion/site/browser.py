@@ -62,10 +62,6 @@ class Report:
     seconds: dict = field(default_factory=dict)  # page -> seconds, all widths together
     screens: list = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
 
 def html_pages(root: Path) -> list:
     """Every HTML page of a build, as paths relative to its root (assets folders left out)."""

@@ -217,3 +217,17 @@ def test_cobo_smoke_numbers(smoke_runs):
     assert m["sampling_pairs_per_round"]["none"] == n * (n - 1) / 2
     assert m["sampling_pairs_per_round"]["const"] < n
     assert m["silo_acc"]["oracle"] > m["silo_acc"]["fedavg"] + 20  # permuted labels: one model cannot fit all
+
+
+def test_cubic_newton_smoke_numbers(smoke_runs):
+    """Every study's metrics are finite ratios of positive floors, CN reaches machine precision
+    and the SGD tuning picks a step of its sweep."""
+    m, p = smoke_numbers(smoke_runs, "cubic-newton")
+    for s in m["per_seed"]:
+        assert s["gnorm_final_cn"] < 1e-8
+        assert all(0 < v < math.inf for v in s["floor"].values())
+        for k in ("ratio_b1", "ratio_b1_vs_scn_bmax", "ratio_noise_max_sigma", "ratio_convex", "ratio_mnist",
+                  "ratio_large_m_max", "ratio_scnm_vs_sgd"):
+            assert 0 < s[k] < math.inf, k
+    assert m["sgd_best_lr"] in p["sgd_lrs"] and m["sgdm_best_lr"] in p["sgd_lrs"]
+    assert m["sweep"]["n_cells"] == len(p["sweep_alphas"]) * len(p["sweep_Ms"])

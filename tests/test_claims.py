@@ -3,6 +3,7 @@
 For each chapter: metrics that agree with the paper (calibration-like numbers) and, for each
 claim, a change of them under which the paper's claim is false."""
 import importlib
+import math
 
 import pytest
 
@@ -138,9 +139,21 @@ CB_CONTRADICT = {
     "cross-device-margin": {"device_margin_best_baseline": None},
     "cross-device-near-oracle": {"device_oracle_gap_max": 9.5},
 }
+CN_AGREE = {"ratio_b1": 0.3, "ratio_b1_vs_scn_bmax": 1.5, "ratio_noise_max_sigma": 0.6, "ratio_mnist": 0.4,
+            "ratio_scnm_vs_sgd": 0.8, "ratio_convex": 0.7, "ratio_large_m_max": 0.5}
+CN_CONTRADICT = {
+    "batch1": {"ratio_b1": 0.7},  # helps, but by less than half
+    "large-batch": {"ratio_b1_vs_scn_bmax": 2.5},
+    "noise": {"ratio_noise_max_sigma": 1.0},  # a tie is not an advantage
+    "batch1-mnist": {"ratio_mnist": math.nan},  # the study was skipped
+    "beats-sgd": {"ratio_scnm_vs_sgd": 1.2},
+    "convex": {"ratio_convex": math.inf},  # SCNM diverged
+    "large-m": {"ratio_large_m_max": 1.05},
+}
 CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT),
          "deep-grokking": (DG_AGREE, DG_CONTRADICT), "sparsity-quantization": (SQ_AGREE, SQ_CONTRADICT),
-         "hyperinf": (HI_AGREE, HI_CONTRADICT), "cobo": (CB_AGREE, CB_CONTRADICT)}
+         "hyperinf": (HI_AGREE, HI_CONTRADICT), "cobo": (CB_AGREE, CB_CONTRADICT),
+         "cubic-newton": (CN_AGREE, CN_CONTRADICT)}
 
 
 def report(cid):

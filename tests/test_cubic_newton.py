@@ -90,11 +90,14 @@ def test_each_claim_holds_and_fails_where_it_should(cid, good, bad):
     assert claim.evaluate(make(bad), "cpu")["verdict"] == "fails"
 
 
-def test_noise_claim_reads_the_largest_noise_level():
+def test_noise_and_large_m_claims_read_the_largest_setting(smoke):
     from companion.reports import cubic_newton as R
-    claim = next(c for c in R.CLAIMS if c.id == "noise")
-    per_seed = [{"ratio_noise": {"0.3": 2.0, "3": 0.5, "1": 2.0}} for _ in range(3)]
-    assert claim.evaluate({"per_seed": per_seed}, "cpu")["verdict"] == "holds"
+    cfg, r = smoke
+    m = R.metrics(r, cfg)
+    for s in m["per_seed"]:
+        assert s["ratio_noise_max_sigma"] == s["ratio_noise"][f"{max(cfg.sigmas):g}"]
+        assert s["ratio_large_m_max"] == s["ratio_large_m"][f"{max(cfg.large_Ms):g}"]
+    assert m["sgd_best_lr"] == min(cfg.sgd_lrs, key=lambda lr: sum(r["step_sweep"][lr]["SGD"]))
 
 
 def test_every_figure_renders_from_the_smoke_run(smoke):
@@ -102,7 +105,7 @@ def test_every_figure_renders_from_the_smoke_run(smoke):
 
     from companion.reports import cubic_newton_figures as F
     cfg, r = smoke
-    for name in ("curves", "batch", "noise", "lam_min", "convex", "sensitivity"):
+    for name in ("curves", "batch", "noise", "lam_min", "convex", "sensitivity", "mnist"):
         fig = getattr(F, f"{name}_figure")(r, cfg)
         assert fig.axes and fig.get_size_inches()[0] <= 6.4 + 1e-9
         plt.close(fig)

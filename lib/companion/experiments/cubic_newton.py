@@ -12,7 +12,10 @@ Sub-runs, each cached by the Config fields it reads:
 * noise: the floor per injected noise level sigma (gradient and Hessian noise of size sigma);
 * convex: the curves of SCN and SCNM without the non-convex term (lam_nc = 0);
 * sweep: SCNM's floor over (alpha, M), beside SCN's per M;
-* large_m: SCN and SCNM at large M and a longer horizon, where our calibration saw the gap.
+* large_m: SCN and SCNM at large M and a longer horizon, where our calibration saw the gap;
+* step_sweep: SGD's and SGD with momentum's floor over their step sizes (their tuning);
+* mnist: the batch-1 curves of CN, SCN and SCNM on the offline MNIST test images (digit < 5,
+  average-pooled; the paper's second data set, at reduced resolution).
 
 Our reconstruction, pending the paper's Algorithm 1 (its body could not be read): the
 estimator's exact form, the constant alpha and beta, the data sets (A9A and MNIST in the paper).
@@ -46,8 +49,8 @@ class Config:
     alpha: float = param(0.1, "SCNM gradient momentum alpha (weight of the new sample)", range=(1e-6, 1.0))
     beta: float = param(0.1, "SCNM Hessian momentum beta", range=(1e-6, 1.0))
     alpha_corrected: float = param(0.03, "alpha = beta of the Hessian-corrected variant (ours)", range=(1e-6, 1.0))
-    sgd_lr: float = param(0.1, "SGD step size", range=(1e-8, 100.0))
-    sgdm_lr: float = param(0.1, "SGD with momentum: step size", range=(1e-8, 100.0))
+    sgd_lr: float = param(0.03, "SGD step size of the curves (cpu: the best of the sgd_lrs sweep, set after it)", range=(1e-8, 100.0))
+    sgdm_lr: float = param(0.03, "SGD with momentum: step size of the curves (as sgd_lr)", range=(1e-8, 100.0))
     sgdm_alpha: float = param(0.1, "SGD with momentum: weight of the new gradient", range=(1e-6, 1.0))
     batches: tuple[int, ...] = param((1, 4, 16, 64), "batch sizes of the floor-vs-batch study", range=(1, 10**6))
     sigmas: tuple[float, ...] = param((0.3, 1.0, 3.0), "injected noise levels of the noise study", range=(0.0, 1e4))
@@ -56,9 +59,13 @@ class Config:
     large_Ms: tuple[float, ...] = param((1e4, 1e5), "M of the large-M study", range=(1e-6, 1e12))
     large_steps: int = param(8000, "iterations of the large-M study", range=(1, 10**7))
     large_alpha: float = param(0.003, "SCNM alpha of the large-M study", range=(1e-6, 1.0))
+    sgd_lrs: tuple[float, ...] = param((0.01, 0.03, 0.1, 0.3, 1.0), "step sizes of the SGD tuning sweep",
+                                       range=(1e-8, 100.0))
+    mnist_pool: int = param(4, "MNIST study: average-pool the 28 x 28 images over pool x pool blocks "
+                            "(4: d = 50; 0 skips the study)", choices=(0, 1, 2, 4, 7))
 
     def validate(self):
-        for name in ("batches", "sigmas", "sweep_Ms", "large_Ms"):
+        for name in ("batches", "sigmas", "sweep_Ms", "large_Ms", "sgd_lrs"):
             v = getattr(self, name)
             if list(v) != sorted(set(v)):
                 raise ParamError(f"parameter {name!r} must be strictly increasing; got {','.join(map(str, v))}")
@@ -68,7 +75,7 @@ class Config:
 
 SCALES = {
     "smoke": Config(n_seeds=1, steps=200, log_every=10, batches=(1, 16), sigmas=(1.0,), sweep_alphas=(0.1, 0.01),
-                    sweep_Ms=(10.0, 1000.0), large_Ms=(1e4,), large_steps=400),
+                    sweep_Ms=(10.0, 1000.0), large_Ms=(1e4,), large_steps=400, sgd_lrs=(0.1, 1.0)),
     "cpu": Config(),
     # Proposal for one GPU (unmeasured): more seeds and the larger data set.
     "gpu": Config(n_seeds=5, dataset="digits", steps=4000, large_steps=16000),
@@ -142,6 +149,20 @@ def sweep(cfg):
     return out
 
 
+def step_sweep(cfg):
+    return {lr: _floors(cfg, {"SGD": Method("sgd", lr=lr),
+                              "SGD-momentum": Method("sgdm", lr=lr, alpha=cfg.sgdm_alpha)}) for lr in cfg.sgd_lrs}
+
+
+def mnist(cfg):
+    if not cfg.mnist_pool:
+        return {}
+    p = problems.mnist_binary(lam_nc=cfg.lam_nc, mu=cfg.mu, pool=cfg.mnist_pool)
+    named = {k: v for k, v in methods(cfg).items() if k in ("CN", "SCN", "SCNM")}
+    return {name: [run_method(p, m, cfg.steps, x0(cfg, p.d, s), seed=s, log_every=cfg.log_every)
+                   for s in seeds(cfg)] for name, m in named.items()}
+
+
 def large_m(cfg):
     return {M: _floors(cfg, {"SCN": Method("scn", M=M),
                              "SCNM": Method("scn", M=M, momentum="it-hb", alpha=cfg.large_alpha, beta=cfg.beta)},
@@ -156,8 +177,11 @@ READS = {
     "convex": ("M", "alpha", "beta"),
     "sweep": ("beta", "sweep_alphas", "sweep_Ms"),
     "large_m": ("beta", "large_Ms", "large_steps", "large_alpha"),
+    "step_sweep": ("sgd_lrs", "sgdm_alpha"),
+    "mnist": ("M", "alpha", "beta", "mnist_pool"),
 }
-STUDIES = {"curves": curves, "batches": batches, "noise": noise, "convex": convex, "sweep": sweep, "large_m": large_m}
+STUDIES = {"curves": curves, "batches": batches, "noise": noise, "convex": convex, "sweep": sweep,
+           "large_m": large_m, "step_sweep": step_sweep, "mnist": mnist}
 
 
 def run(cfg: Config, dev=None, progress: bool = True) -> dict:

@@ -80,17 +80,27 @@ def lam_min_figure(res, cfg):
     return fig
 
 
-def convex_figure(res, cfg):
-    """The convex control (no non-convex term): ||grad f|| at batch 1."""
+def _gnorm_figure(runs_by_name: dict, ylabel: str):
+    """||grad f|| at batch 1 of CN, SCN and SCNM on one problem, seed bands."""
     fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
     c = _colors()
     for name in ("CN", "SCN", "SCNM"):
-        runs = res["convex"][name]
+        runs = runs_by_name[name]
         _band(ax, runs[0]["t"], runs, c[name], name)
-    ax.set(yscale="log", xlabel="iteration", ylabel="‖∇f(x_t)‖ (convex problem)", ylim=(1e-3, None))
+    ax.set(yscale="log", xlabel="iteration", ylabel=ylabel, ylim=(1e-3, None))
     ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
+
+
+def convex_figure(res, cfg):
+    """The convex control (no non-convex term): ||grad f|| at batch 1."""
+    return _gnorm_figure(res["convex"], "‖∇f(x_t)‖ (convex problem)")
+
+
+def mnist_figure(res, cfg):
+    """The batch-1 comparison on the pooled MNIST binary task."""
+    return _gnorm_figure(res["mnist"], "‖∇f(x_t)‖ (MNIST, digit < 5)")
 
 
 def sensitivity_figure(res, cfg):

@@ -33,7 +33,7 @@ def test_every_study_has_every_configuration(smoke):
     assert list(r["batches"]) == list(cfg.batches) and list(r["noise"]) == list(cfg.sigmas)
     assert set(r["sweep"]) == {("SCN", M) for M in cfg.sweep_Ms} | {(a, M) for a in cfg.sweep_alphas
                                                                       for M in cfg.sweep_Ms}
-    assert list(r["large_m"]) == list(cfg.large_Ms)
+    assert list(r["large_m"]) == list(cfg.large_Ms) and list(r["nonconvexity"]) == list(cfg.lams)
 
 
 def test_reference_converges_and_stochastic_methods_stay_finite(smoke):
@@ -46,6 +46,27 @@ def test_reference_converges_and_stochastic_methods_stay_finite(smoke):
             assert math.isfinite(tail(log)) and tail(log) < log["gnorm"][0], name
     floors = [x for d in r["batches"].values() for v in d.values() for x in v]
     assert all(math.isfinite(x) and x > 0 for x in floors)
+
+
+@pytest.mark.parametrize("lam, convex", [(0.1, True), (0.099, True), (0.101, False), (1.0, False)])
+def test_the_objective_is_convex_exactly_when_lambda_is_at_most_2mu(lam, convex):
+    """The regulariser's curvature lam (2 - 6x^2) / (1 + x^2)^3 bottoms out at -lam / 2 (x^2 = 1),
+    so with mu = 0.05 the Hessian of the regularisers alone (no data) has a negative entry
+    exactly when lam > 2 mu; checked on a fine grid through the problem's own Hessian."""
+    from companion.second_order.problems import LogisticNC
+    x = torch.linspace(-4, 4, 8001, dtype=torch.float64)
+    p = LogisticNC(A=torch.zeros(1, x.numel(), dtype=torch.float64), y=torch.ones(1, dtype=torch.float64),
+                   lam_nc=lam, mu=0.05)
+    curvature = torch.diagonal(p.hess(x))
+    assert float(curvature.min()) == pytest.approx(-lam / 2 + 0.05, abs=1e-9)
+    assert (float(curvature.min()) >= 0) == convex
+
+
+def test_the_default_problem_is_non_convex_where_the_runs_start():
+    cfg = E.SCALES["cpu"]
+    p = E.problem(cfg)
+    for s in E.seeds(cfg):
+        assert float(torch.linalg.eigvalsh(p.hess(E.x0(cfg, p.d, s)))[0]) < 0
 
 
 def test_bad_configurations_are_refused():
@@ -97,6 +118,8 @@ def test_noise_and_large_m_claims_read_the_largest_setting(smoke):
     for s in m["per_seed"]:
         assert s["ratio_noise_max_sigma"] == s["ratio_noise"][f"{max(cfg.sigmas):g}"]
         assert s["ratio_large_m_max"] == s["ratio_large_m"][f"{max(cfg.large_Ms):g}"]
+        assert s["ratio_lam_largest"] == s["ratio_lam"][f"{max(cfg.lams):g}"]
+        assert s["ratio_lam_smallest"] == s["ratio_lam"][f"{min(cfg.lams):g}"]
     assert m["sgd_best_lr"] == min(cfg.sgd_lrs, key=lambda lr: sum(r["step_sweep"][lr]["SGD"]))
 
 
@@ -105,7 +128,7 @@ def test_every_figure_renders_from_the_smoke_run(smoke):
 
     from companion.reports import cubic_newton_figures as F
     cfg, r = smoke
-    for name in ("curves", "batch", "noise", "lam_min", "convex", "sensitivity", "mnist"):
+    for name in ("curves", "batch", "noise", "nonconvexity", "lam_min", "convex", "sensitivity", "mnist"):
         fig = getattr(F, f"{name}_figure")(r, cfg)
         assert fig.axes and fig.get_size_inches()[0] <= 6.4 + 1e-9
         plt.close(fig)

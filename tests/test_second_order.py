@@ -75,6 +75,18 @@ def test_convex_quadratic_limit():
     assert torch.allclose(s, -torch.linalg.solve(H, g), atol=1e-7)
 
 
+@pytest.mark.parametrize("size", [1e-6, 1e-12, 1e-17, 1e-30])
+def test_tiny_gradient_at_a_minimum_gives_the_newton_step(size):
+    """Near a converged iterate (||g|| ~ 1e-17, H positive definite) the step is -H^-1 g up to the
+    cubic term's relative size M ||s|| / (2 lam_min(H)), and the root bracket must not cancel."""
+    A = torch.randn(6, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    H = A @ A.T + 2 * torch.eye(6, dtype=torch.float64)
+    g = size * torch.randn(6, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    newton = -torch.linalg.solve(H, g)
+    rel = 10.0 * float(newton.norm()) / (2 * float(torch.linalg.eigvalsh(H)[0]))
+    assert float((cubic.cubic_step(g, H, 10.0) - newton).norm()) <= (rel + 1e-12) * float(newton.norm())
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_krylov_step_equals_the_exact_step_when_the_krylov_space_is_complete(seed):
     d = 4 + seed

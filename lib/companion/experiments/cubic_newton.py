@@ -11,6 +11,8 @@ Sub-runs, each cached by the Config fields it reads:
   per batch size;
 * noise: the floor per injected noise level sigma (gradient and Hessian noise of size sigma);
 * convex: the curves of SCN and SCNM without the non-convex term (lam_nc = 0);
+* nonconvexity: the floors of SCN and SCNM per weight lambda of the non-convex term (convex
+  for lambda <= 2 mu: the regulariser's curvature is at least -lambda / 2);
 * sweep: SCNM's floor over (alpha, M), beside SCN's per M;
 * large_m: SCN and SCNM at large M and a longer horizon, where our calibration saw the gap;
 * step_sweep: SGD's and SGD with momentum's floor over their step sizes (their tuning);
@@ -40,7 +42,8 @@ class Config:
     n_seeds: int = param(3, "seeds per configuration", range=(1, 100))
     dataset: str = param("breast_cancer", "scikit-learn data set: breast_cancer (d = 31) or digits (< 5 vs >= 5, "
                          "d = 65)", choices=tuple(DATASETS))
-    lam_nc: float = param(0.1, "weight of the non-convex regulariser sum x^2 / (1 + x^2)", range=(0.0, 100.0))
+    lam_nc: float = param(1.0, "weight lambda of the non-convex regulariser sum x^2 / (1 + x^2); its curvature "
+                          "reaches -lambda / 2, so the objective is convex for lambda <= 2 mu", range=(0.0, 100.0))
     mu: float = param(0.05, "l2 weight mu / 2 ||x||^2 (keeps the landscape coercive)", range=(0.0, 100.0))
     x0_scale: float = param(3.0, "starting point x0 ~ N(0, x0_scale^2 I)", range=(0.0, 1e3))
     steps: int = param(2000, "iterations T of every run", range=(1, 10**7))
@@ -56,6 +59,8 @@ class Config:
     sigmas: tuple[float, ...] = param((0.3, 1.0, 3.0), "injected noise levels of the noise study", range=(0.0, 1e4))
     sweep_alphas: tuple[float, ...] = param((0.3, 0.1, 0.03, 0.01), "alpha of the sensitivity map", range=(1e-6, 1.0))
     sweep_Ms: tuple[float, ...] = param((1.0, 10.0, 100.0, 1000.0), "M of the sensitivity map", range=(1e-6, 1e9))
+    lams: tuple[float, ...] = param((0.1, 0.3, 1.0, 3.0), "lambda of the non-convexity study (SCN and SCNM at "
+                                    "batch 1)", range=(0.0, 100.0))
     large_Ms: tuple[float, ...] = param((1e4, 1e5), "M of the large-M study", range=(1e-6, 1e12))
     large_steps: int = param(8000, "iterations of the large-M study", range=(1, 10**7))
     large_alpha: float = param(0.003, "SCNM alpha of the large-M study", range=(1e-6, 1.0))
@@ -65,7 +70,7 @@ class Config:
                             "(4: d = 50; 0 skips the study)", choices=(0, 1, 2, 4, 7))
 
     def validate(self):
-        for name in ("batches", "sigmas", "sweep_Ms", "large_Ms", "sgd_lrs"):
+        for name in ("batches", "sigmas", "sweep_Ms", "lams", "large_Ms", "sgd_lrs"):
             v = getattr(self, name)
             if list(v) != sorted(set(v)):
                 raise ParamError(f"parameter {name!r} must be strictly increasing; got {','.join(map(str, v))}")
@@ -75,7 +80,7 @@ class Config:
 
 SCALES = {
     "smoke": Config(n_seeds=1, steps=200, log_every=10, batches=(1, 16), sigmas=(1.0,), sweep_alphas=(0.1, 0.01),
-                    sweep_Ms=(10.0, 1000.0), large_Ms=(1e4,), large_steps=400, sgd_lrs=(0.1, 1.0)),
+                    sweep_Ms=(10.0, 1000.0), lams=(0.1, 1.0), large_Ms=(1e4,), large_steps=400, sgd_lrs=(0.1, 1.0)),
     "cpu": Config(),
     # Proposal for one GPU (unmeasured): more seeds and the larger data set.
     "gpu": Config(n_seeds=5, dataset="digits", steps=4000, large_steps=16000),
@@ -84,8 +89,9 @@ SCALES = {
 PROBLEM = ("dataset", "lam_nc", "mu", "x0_scale", "steps", "log_every", "seed", "n_seeds")
 
 
-def problem(cfg: Config, convex: bool = False):
-    return DATASETS[cfg.dataset](lam_nc=0.0 if convex else cfg.lam_nc, mu=cfg.mu)
+def problem(cfg: Config, convex: bool = False, lam_nc=None):
+    lam = 0.0 if convex else cfg.lam_nc if lam_nc is None else lam_nc
+    return DATASETS[cfg.dataset](lam_nc=lam, mu=cfg.mu)
 
 
 def x0(cfg: Config, d: int, seed: int):
@@ -96,12 +102,17 @@ def seeds(cfg: Config) -> list:
     return list(range(cfg.seed, cfg.seed + cfg.n_seeds))
 
 
+def cubic_methods(cfg: Config, with_cn: bool = True) -> dict:
+    """CN (optional), SCN and SCNM at batch 1 and the main M: name -> Method."""
+    return {**({"CN": Method("cn", M=cfg.M)} if with_cn else {}),
+            "SCN": Method("scn", M=cfg.M),
+            "SCNM": Method("scn", M=cfg.M, momentum="it-hb", alpha=cfg.alpha, beta=cfg.beta)}
+
+
 def methods(cfg: Config) -> dict:
     """The batch-1 comparison: name -> Method."""
     return {
-        "CN": Method("cn", M=cfg.M),
-        "SCN": Method("scn", M=cfg.M),
-        "SCNM": Method("scn", M=cfg.M, momentum="it-hb", alpha=cfg.alpha, beta=cfg.beta),
+        **cubic_methods(cfg),
         "SCNM-corrected": Method("scn", M=cfg.M, momentum="corrected", alpha=cfg.alpha_corrected,
                                  beta=cfg.alpha_corrected),
         "SGD": Method("sgd", lr=cfg.sgd_lr),
@@ -115,8 +126,8 @@ def _curves(cfg, named: dict, convex=False, **kw) -> dict:
                    for s in seeds(cfg)] for name, m in named.items()}
 
 
-def _floors(cfg, named: dict, steps=None, **kw) -> dict:
-    p = problem(cfg)
+def _floors(cfg, named: dict, steps=None, lam_nc=None, **kw) -> dict:
+    p = problem(cfg, lam_nc=lam_nc)
     return {name: [tail(run_method(p, m, steps or cfg.steps, x0(cfg, p.d, s), seed=s, log_every=cfg.log_every, **kw))
                    for s in seeds(cfg)] for name, m in named.items()}
 
@@ -132,12 +143,16 @@ def batches(cfg):
 
 
 def noise(cfg):
-    named = {k: v for k, v in methods(cfg).items() if k in ("SCN", "SCNM")}
+    named = cubic_methods(cfg, with_cn=False)
     return {sigma: _floors(cfg, named, sigma_g=sigma, sigma_h=sigma) for sigma in cfg.sigmas}
 
 
 def convex(cfg):
-    return _curves(cfg, {k: v for k, v in methods(cfg).items() if k in ("CN", "SCN", "SCNM")}, convex=True)
+    return _curves(cfg, cubic_methods(cfg), convex=True)
+
+
+def nonconvexity(cfg):
+    return {lam: _floors(cfg, cubic_methods(cfg, with_cn=False), lam_nc=lam) for lam in cfg.lams}
 
 
 def sweep(cfg):
@@ -158,9 +173,8 @@ def mnist(cfg):
     if not cfg.mnist_pool:
         return {}
     p = problems.mnist_binary(lam_nc=cfg.lam_nc, mu=cfg.mu, pool=cfg.mnist_pool)
-    named = {k: v for k, v in methods(cfg).items() if k in ("CN", "SCN", "SCNM")}
     return {name: [run_method(p, m, cfg.steps, x0(cfg, p.d, s), seed=s, log_every=cfg.log_every)
-                   for s in seeds(cfg)] for name, m in named.items()}
+                   for s in seeds(cfg)] for name, m in cubic_methods(cfg).items()}
 
 
 def large_m(cfg):
@@ -179,9 +193,11 @@ READS = {
     "large_m": ("beta", "large_Ms", "large_steps", "large_alpha"),
     "step_sweep": ("sgd_lrs", "sgdm_alpha"),
     "mnist": ("M", "alpha", "beta", "mnist_pool"),
+    "nonconvexity": ("M", "alpha", "beta", "lams"),
 }
 STUDIES = {"curves": curves, "batches": batches, "noise": noise, "convex": convex, "sweep": sweep,
-           "large_m": large_m, "step_sweep": step_sweep, "mnist": mnist}
+           "large_m": large_m, "step_sweep": step_sweep, "mnist": mnist,
+           "nonconvexity": nonconvexity}
 
 
 def run(cfg: Config, dev=None, progress: bool = True) -> dict:

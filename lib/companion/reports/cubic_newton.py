@@ -4,7 +4,9 @@ Every floor is the median full gradient norm over the last 10% of a run's logs
 (companion.second_order.methods.tail); per seed, then reduced with claims.seed_stats.
 The claims' thresholds were written in the chapter's brief before any run of this library
 (its section 6: ratio <= 0.5 at batch 1, batch 1 within 2x of SCN's largest batch, a ratio
-below 1 at every noise level); the convex one (ratio below 1) is the abstract's wording.
+below 1 at every noise level, of which the noise claim tests the largest level only), calibrated
+there on a Hessian-corrected estimator, not on the paper's; the convex one (ratio below 1) is the
+abstract's wording.
 """
 import math
 
@@ -50,6 +52,13 @@ def metrics(res: dict, cfg) -> dict:
                                         res["large_m"][max(cfg.large_Ms)]["SCN"][i]),
             "ratio_mnist": (_ratio(tail(res["mnist"]["SCNM"][i]), tail(res["mnist"]["SCN"][i]))
                             if res.get("mnist") else math.nan),
+            "ratio_lam": {f"{lam:g}": _ratio(res["nonconvexity"][lam]["SCNM"][i], res["nonconvexity"][lam]["SCN"][i])
+                          for lam in cfg.lams},
+            "ratio_lam_smallest": _ratio(res["nonconvexity"][min(cfg.lams)]["SCNM"][i],
+                                         res["nonconvexity"][min(cfg.lams)]["SCN"][i]),
+            "ratio_lam_largest": _ratio(res["nonconvexity"][max(cfg.lams)]["SCNM"][i],
+                                        res["nonconvexity"][max(cfg.lams)]["SCN"][i]),
+            "lam_min_x0": curves["CN"][i]["lam_min"][0],
             "lam_min_final_scnm": curves["SCNM"][i]["lam_min"][-1],
             "gnorm_final_cn": curves["CN"][i]["gnorm"][-1],
         })
@@ -68,7 +77,7 @@ CLAIMS = [
           f"'existing stochastic second-order methods ... typically require large batches' ({PAPER})",
           lambda m: m["ratio_b1_vs_scn_bmax"], below(2.0),
           "floor(SCNM, b = 1) / floor(SCN, largest batch) below 2 (ours, from the brief)"),
-    Claim("noise", "Momentum keeps its advantage at the largest noise level",
+    Claim("noise", "At the largest injected noise level, momentum lowers the floor",
           f"momentum 'allows the method to converge for any noise level' ({PAPER})",
           lambda m: m["ratio_noise_max_sigma"], below(1.0), "floor(SCNM) / floor(SCN) at the largest sigma below 1"),
     Claim("batch1-mnist", "The batch-1 gain holds on the second data set (MNIST, digit < 5, pooled)",
@@ -112,20 +121,31 @@ def words(metrics: dict) -> dict:
 
     def side(r):
         return "lower" if r < 1 else "higher"
+    def trend(values):
+        steps = [b - a for a, b in zip(values, values[1:])]
+        return ("falls at every step" if all(d < 0 for d in steps) else
+                "rises at every step" if all(d > 0 for d in steps) else "is not monotone")
     noise = [mean["ratio_noise"][k] for k in sorted(mean["ratio_noise"], key=float)]
+    lam = [mean["ratio_lam"][k] for k in sorted(mean["ratio_lam"], key=float)]
+    mnist = mean.get("ratio_mnist")
     return {"b1_side": side(mean["ratio_b1"]), "corrected_side": side(mean["ratio_corrected_b1"]),
             "sgd_side": side(mean["ratio_scnm_vs_sgd"]), "bmax_side": side(mean["ratio_bmax"]),
             "convex_side": side(mean["ratio_convex"]),
-            "mnist_side": "not measured" if mean.get("ratio_mnist") is None else side(mean["ratio_mnist"]),
-            "noise_trend": "falls" if noise[-1] < noise[0] else "does not fall",
+            "mnist_side": "not measured" if mnist is None or mnist != mnist else side(mnist),
+            "noise_trend": trend(noise) if len(noise) > 1 else "has one value",
+            "lam_trend": trend(lam) if len(lam) > 1 else "has one value",
+            "lam_n_below_1": str(sum(r < 1 for r in lam)), "lam_n": str(len(lam)),
             "large_m_side": side(mean["ratio_large_m_max"])}
 
 
 VERIFICATIONS = [
-    Verification("cn", "Deterministic cubic Newton (the solver and the closed-form oracles) reaches a stationary point",
+    Verification("cn", "Full-oracle cubic Newton reaches a stationary point",
                  lambda m: max(s["gnorm_final_cn"] for s in m["per_seed"]), below(1e-8),
-                 "||grad f(x_T)|| of CN below 1e-8 on every seed"),
-    Verification("sosp", "SCNM ends where the Hessian has no direction of negative curvature worth a step",
+                 "‖∇f(x_T)‖ of CN below 1e-8 on every seed"),
+    Verification("nonconvex", "The problem is non-convex where the runs start",
+                 lambda m: max(s["lam_min_x0"] for s in m["per_seed"]), below(0.0),
+                 "λ_min(∇²f(x_0)) below 0 on every seed"),
+    Verification("sosp", "SCNM ends without negative curvature",
                  lambda m: min(s["lam_min_final_scnm"] for s in m["per_seed"]), above(-0.05),
-                 "lambda_min(hess f(x_T)) of SCNM above -0.05 on every seed"),
+                 "λ_min(∇²f(x_T)) of SCNM above −0.05 on every seed"),
 ]

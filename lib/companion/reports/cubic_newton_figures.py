@@ -66,6 +66,19 @@ def noise_figure(res, cfg):
                          "injected noise σ (gradient and Hessian)")
 
 
+def nonconvexity_figure(res, cfg):
+    """The floor against the weight lambda of the non-convex term, batch 1; the grey region
+    (lambda <= 2 mu) is where the whole objective is convex."""
+    lams = list(cfg.lams)
+    fig = _floor_figure(lams, lambda lam, name: res["nonconvexity"][lam][name], "weight λ of the non-convex term")
+    ax, lo = fig.axes[0], min(lams) / 1.5
+    if 2 * cfg.mu > lo:
+        ax.axvspan(lo, 2 * cfg.mu, color="0.88", lw=0, zorder=0, label="convex (λ ≤ 2μ)")
+    ax.set_xlim(lo, max(lams) * 1.5)
+    ax.legend(fontsize="small")
+    return fig
+
+
 def lam_min_figure(res, cfg):
     """lambda_min of the full Hessian along the batch-1 runs (second-order stationarity)."""
     fig, ax = plt.subplots(figsize=(WIDTH, 2.8))

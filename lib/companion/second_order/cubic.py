@@ -26,8 +26,11 @@ def _secular(gt, lam, M, iters=100):
     root does not overshoot), kept inside a shrinking bracket. Scalar work in numpy float64."""
     g2, lam = (gt.double() ** 2).cpu().numpy(), lam.double().cpu().numpy()
     r_min = max(0.0, -2.0 * lam[0] / M)
-    # ||s(r)|| <= ||g|| / (lam_0 + M r/2): this r makes the bound equal to r, so psi(hi) >= 0
-    hi = max(r_min, (-lam[0] + (lam[0] ** 2 + 2 * M * g2.sum() ** 0.5) ** 0.5) / M) * (1 + 1e-12) + 1e-300
+    # ||s(r)|| <= ||g|| / (lam_0 + M r/2): the positive root of M r^2/2 + lam_0 r - ||g|| = 0 makes
+    # the bound equal to r, so psi(hi) >= 0 (for lam_0 > 0 in the form without cancellation)
+    gn, disc = g2.sum() ** 0.5, (lam[0] ** 2 + 2 * M * g2.sum() ** 0.5) ** 0.5
+    root = 2 * gn / (lam[0] + disc) if lam[0] > 0 else (disc - lam[0]) / M
+    hi = max(r_min, root) * (1 + 1e-12) + 1e-300
     lo, r = r_min, hi
     for _ in range(iters):
         den = lam + M * r / 2

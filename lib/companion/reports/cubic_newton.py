@@ -25,6 +25,14 @@ def _best_lr(res: dict, name: str) -> float:
     return min(res["step_sweep"], key=lambda lr: sum(res["step_sweep"][lr][name]))
 
 
+def _first_positive_curvature(log: dict) -> float:
+    """The first logged iteration at which lambda_min(hess f) > 0 (inf if none)."""
+    return next((t for t, lam in zip(log["t"], log["lam_min"]) if lam > 0), math.inf)
+
+
+ESCAPE = ("CN", "SCN", "SCNM", "SGD")
+
+
 def metrics(res: dict, cfg) -> dict:
     curves, bmax = res["curves"], max(cfg.batches)
     lr_sgd, lr_sgdm = _best_lr(res, "SGD"), _best_lr(res, "SGD-momentum")
@@ -58,6 +66,7 @@ def metrics(res: dict, cfg) -> dict:
                                          res["nonconvexity"][min(cfg.lams)]["SCN"][i]),
             "ratio_lam_largest": _ratio(res["nonconvexity"][max(cfg.lams)]["SCNM"][i],
                                         res["nonconvexity"][max(cfg.lams)]["SCN"][i]),
+            "t_positive_curvature": {name: _first_positive_curvature(curves[name][i]) for name in ESCAPE},
             "lam_min_x0": curves["CN"][i]["lam_min"][0],
             "lam_min_final_scnm": curves["SCNM"][i]["lam_min"][-1],
             "gnorm_final_cn": curves["CN"][i]["gnorm"][-1],
@@ -128,6 +137,12 @@ def words(metrics: dict) -> dict:
     noise = [mean["ratio_noise"][k] for k in sorted(mean["ratio_noise"], key=float)]
     lam = [mean["ratio_lam"][k] for k in sorted(mean["ratio_lam"], key=float)]
     mnist = mean.get("ratio_mnist")
+
+    def escape(name):
+        ts = [s["t_positive_curvature"][name] for s in metrics["per_seed"]]
+        if not all(t is not None and math.isfinite(t) for t in ts):
+            return "not on every seed within the horizon"
+        return f"after {min(ts):.0f} to {max(ts):.0f} iterations" if len(ts) > 1 else f"after {ts[0]:.0f} iterations"
     return {"b1_side": side(mean["ratio_b1"]), "corrected_side": side(mean["ratio_corrected_b1"]),
             "sgd_side": side(mean["ratio_scnm_vs_sgd"]), "bmax_side": side(mean["ratio_bmax"]),
             "convex_side": side(mean["ratio_convex"]),
@@ -135,7 +150,8 @@ def words(metrics: dict) -> dict:
             "noise_trend": trend(noise) if len(noise) > 1 else "has one value",
             "lam_trend": trend(lam) if len(lam) > 1 else "has one value",
             "lam_n_below_1": str(sum(r < 1 for r in lam)), "lam_n": str(len(lam)),
-            "large_m_side": side(mean["ratio_large_m_max"])}
+            "large_m_side": side(mean["ratio_large_m_max"]),
+            **{f"escape_{name}": escape(name) for name in ESCAPE}}
 
 
 VERIFICATIONS = [

@@ -227,7 +227,7 @@ def test_cubic_newton_smoke_numbers(smoke_runs):
         assert s["gnorm_final_cn"] < 1e-8
         assert all(0 < v < math.inf for v in s["floor"].values())
         for k in ("ratio_b1", "ratio_b1_vs_scn_bmax", "ratio_noise_max_sigma", "ratio_convex", "ratio_mnist",
-                  "ratio_large_m_max", "ratio_scnm_vs_sgd", "ratio_lam_smallest", "ratio_lam_largest"):
+                  "ratio_large_m_max", "ratio_scnm_vs_sgd", "ratio_lam_smallest", "ratio_lam_largest", "ratio_conditioned"):
             assert 0 < s[k] < math.inf, k
         assert s["lam_min_x0"] < 0  # the runs start where the problem is non-convex
     assert m["sgd_best_lr"] in p["sgd_lrs"] and m["sgdm_best_lr"] in p["sgd_lrs"]

@@ -69,6 +69,31 @@ def test_the_default_problem_is_non_convex_where_the_runs_start():
         assert float(torch.linalg.eigvalsh(p.hess(E.x0(cfg, p.d, s)))[0]) < 0
 
 
+def test_conditioning_control_matches_the_curvature_at_the_minimum():
+    """The control's l2 weight is the non-convex problem's Hessian of the regularisers at x = 0."""
+    cfg = E.SCALES["cpu"]
+    p, q = E.problem(cfg), E.problem(cfg, convex=True, mu=E.matched_mu(cfg))
+    zero = torch.zeros(p.d, dtype=torch.float64)
+    assert torch.allclose(p.hess(zero), q.hess(zero), atol=1e-12)
+    assert q.lam_nc == 0
+
+
+def test_words_render_ranges_and_trends():
+    from companion.reports import cubic_newton as R
+    m = {"per_seed": [{"t_positive_curvature": {n: t for n in R.ESCAPE}, "ratio_lam": {"0.1": 1.2, "1": 0.5}}
+                      for t in (60, 60)],
+         "mean": {"ratio_b1": 0.5, "ratio_corrected_b1": 0.3, "ratio_scnm_vs_sgd": 2, "ratio_bmax": 0.3,
+                  "ratio_convex": 1.5, "ratio_mnist": float("nan"), "ratio_noise": {"1": 0.6, "3": 0.7},
+                  "floor_noise": {"1": {"SCN": 0.5, "SCNM": 0.3}, "3": {"SCN": 0.9, "SCNM": 0.6}},
+                  "ratio_lam": {"0.1": 1.2, "1": 0.5}, "ratio_large_m_max": 0.5, "ratio_conditioned": 0.9}}
+    w = R.words(m)
+    assert w["escape_SCN"] == "after 60 iterations"
+    assert w["mnist_side"] == "not measured" and w["noise_floors"] == "both rise"
+    assert w["lam_trend"] == "falls at every step" and w["lam_n_all_seeds_below_1"] == "1"
+    m["per_seed"][1]["t_positive_curvature"]["SGD"] = None  # never positive on one seed
+    assert R.words(m)["escape_SGD"] == "not on every seed within the horizon"
+
+
 def test_bad_configurations_are_refused():
     import dataclasses
     with pytest.raises(ParamError, match="strictly increasing"):

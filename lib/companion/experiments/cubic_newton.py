@@ -13,6 +13,8 @@ Sub-runs, each cached by the Config fields it reads:
 * convex: the curves of SCN and SCNM without the non-convex term (lam_nc = 0);
 * nonconvexity: the floors of SCN and SCNM per weight lambda of the non-convex term (convex
   for lambda <= 2 mu: the regulariser's curvature is at least -lambda / 2);
+* conditioned: SCN's and SCNM's floors on a convex problem as well conditioned near its
+  minimum as the non-convex one (lam_nc = 0, mu = 2 lam_nc + mu): the conditioning control;
 * sweep: SCNM's floor over (alpha, M), beside SCN's per M;
 * large_m: SCN and SCNM at large M and a longer horizon, where our calibration saw the gap;
 * step_sweep: SGD's and SGD with momentum's floor over their step sizes (their tuning);
@@ -89,9 +91,15 @@ SCALES = {
 PROBLEM = ("dataset", "lam_nc", "mu", "x0_scale", "steps", "log_every", "seed", "n_seeds")
 
 
-def problem(cfg: Config, convex: bool = False, lam_nc=None):
+def problem(cfg: Config, convex: bool = False, lam_nc=None, mu=None):
     lam = 0.0 if convex else cfg.lam_nc if lam_nc is None else lam_nc
-    return DATASETS[cfg.dataset](lam_nc=lam, mu=cfg.mu)
+    return DATASETS[cfg.dataset](lam_nc=lam, mu=cfg.mu if mu is None else mu)
+
+
+def matched_mu(cfg: Config) -> float:
+    """The l2 weight of the conditioning control: the non-convex problem's curvature at x = 0,
+    2 lam_nc + mu, so that a convex problem is as well conditioned near its minimum."""
+    return 2 * cfg.lam_nc + cfg.mu
 
 
 def x0(cfg: Config, d: int, seed: int):
@@ -126,8 +134,8 @@ def _curves(cfg, named: dict, convex=False, **kw) -> dict:
                    for s in seeds(cfg)] for name, m in named.items()}
 
 
-def _floors(cfg, named: dict, steps=None, lam_nc=None, **kw) -> dict:
-    p = problem(cfg, lam_nc=lam_nc)
+def _floors(cfg, named: dict, steps=None, lam_nc=None, convex=False, mu=None, **kw) -> dict:
+    p = problem(cfg, convex, lam_nc=lam_nc, mu=mu)
     return {name: [tail(run_method(p, m, steps or cfg.steps, x0(cfg, p.d, s), seed=s, log_every=cfg.log_every, **kw))
                    for s in seeds(cfg)] for name, m in named.items()}
 
@@ -149,6 +157,10 @@ def noise(cfg):
 
 def convex(cfg):
     return _curves(cfg, cubic_methods(cfg), convex=True)
+
+
+def conditioned(cfg):
+    return _floors(cfg, cubic_methods(cfg, with_cn=False), convex=True, mu=matched_mu(cfg))
 
 
 def nonconvexity(cfg):
@@ -194,10 +206,11 @@ READS = {
     "step_sweep": ("sgd_lrs", "sgdm_alpha"),
     "mnist": ("M", "alpha", "beta", "mnist_pool"),
     "nonconvexity": ("M", "alpha", "beta", "lams"),
+    "conditioned": ("M", "alpha", "beta"),
 }
 STUDIES = {"curves": curves, "batches": batches, "noise": noise, "convex": convex, "sweep": sweep,
            "large_m": large_m, "step_sweep": step_sweep, "mnist": mnist,
-           "nonconvexity": nonconvexity}
+           "nonconvexity": nonconvexity, "conditioned": conditioned}
 
 
 def run(cfg: Config, dev=None, progress: bool = True) -> dict:

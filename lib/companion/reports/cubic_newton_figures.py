@@ -13,19 +13,23 @@ def _colors():
     return dict(zip(ORDER, colors(len(ORDER))))
 
 
+STYLE = {"SCNM-corrected": "--", "SGD-momentum": ":"}  # told apart from their neighbours' hues
+
+
 def _band(ax, x, runs, color, label, key="gnorm"):
     """Median over seeds as a line, min-max over seeds as a band (log scale friendly)."""
     y = np.array([r[key] for r in runs], dtype=float)
     if key == "gnorm":
         y = np.maximum(y, 1e-17)
-    ax.plot(x, np.median(y, 0), color=color, lw=1.3, label=label)
+    ax.plot(x, np.median(y, 0), color=color, lw=1.3, label=label, ls=STYLE.get(label, "-"))
     if len(runs) > 1:
         ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.18, lw=0)
 
 
 def curves_figure(res, cfg):
     """||grad f|| (full) at batch 1 against iterations (left) and sample functions (right); the
-    axis stops at 1e-3, where deterministic CN (at 1e-16 after ~80 steps) leaves it."""
+    axis stops at 1e-3, where deterministic CN (at 1e-16 after ~80 steps) leaves it, and the
+    right panel at 10x the stochastic methods' samples (CN's full passes run further)."""
     fig, (a, b) = panels(2, sharey=True)
     c = _colors()
     for name in ORDER:
@@ -33,7 +37,8 @@ def curves_figure(res, cfg):
         _band(a, runs[0]["t"], runs, c[name], name)
         _band(b, np.maximum(runs[0]["samples"], 1), runs, c[name], name)
     a.set(yscale="log", xlabel="iteration", ylabel="‖∇f(x_t)‖ (full gradient)", ylim=(1e-3, None))
-    b.set(xscale="log", xlabel="sample functions evaluated")
+    most = max(res["curves"][n][0]["samples"][-1] for n in ORDER if n != "CN")
+    b.set(xscale="log", xlabel="sample functions evaluated", xlim=(1, 10 * most))
     a.legend(fontsize="x-small", ncol=2)
     fig.tight_layout()
     return fig
@@ -49,6 +54,10 @@ def _floor_figure(xs, floors, xlabel):
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="floor of ‖∇f‖")
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.xaxis.set_minor_formatter(NullFormatter())  # log minor labels overlap the swept values
+    lo, hi = ax.get_ylim()
+    ticks = [v * 10.0 ** e for e in range(-6, 4) for v in (1, 2, 5) if lo <= v * 10.0 ** e <= hi]
+    ax.set_yticks(ticks, [f"{v:g}" for v in ticks])
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig

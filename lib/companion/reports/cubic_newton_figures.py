@@ -55,7 +55,7 @@ def _floor_figure(xs, floors, xlabel):
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.xaxis.set_minor_formatter(NullFormatter())  # log minor labels overlap the swept values
     lo, hi = ax.get_ylim()
-    ticks = [v * 10.0 ** e for e in range(-6, 4) for v in (1, 2, 5) if lo <= v * 10.0 ** e <= hi]
+    ticks = [v * 10.0 ** e for e in range(-6, 4) for v in (1, 2, 3, 5) if lo <= v * 10.0 ** e <= hi]
     ax.set_yticks(ticks, [f"{v:g}" for v in ticks])
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize="small")

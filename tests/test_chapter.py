@@ -232,3 +232,15 @@ def test_cubic_newton_smoke_numbers(smoke_runs):
         assert s["lam_min_x0"] < 0  # the runs start where the problem is non-convex
     assert m["sgd_best_lr"] in p["sgd_lrs"] and m["sgdm_best_lr"] in p["sgd_lrs"]
     assert m["sweep"]["n_cells"] == len(p["sweep_alphas"]) * len(p["sweep_Ms"])
+
+
+def test_fo_maml_smoke_numbers(smoke_runs):
+    """The smoke run's metrics: exact MAML converges, the estimators keep their orders, the
+    controls show no effect, and every ratio is a finite non-negative number."""
+    m, p = smoke_numbers(smoke_runs, "fo-maml")
+    for s in m["per_seed"]:
+        assert s["final_full"]["MAML"] < 1e-10 and s["control_max"] < 1e-10
+        assert abs(s["slope"]["FO-B-MAML-sym"] - 2) < 0.3 and abs(s["slope"]["FO-B-MAML-fwd"] - 1) < 0.3
+        assert s["error_flat"]["FO-MAML"] > 0.05 and s["smooth_growth"]["quadratic"] == pytest.approx(1, abs=1e-6)
+        for k in ("ratio_full_sym_vs_fomaml", "ratio_stoch_sym_vs_fomaml", "ratio_far_clip_vs_gd"):
+            assert 0 <= s[k] < math.inf, k

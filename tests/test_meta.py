@@ -43,7 +43,7 @@ def test_closed_form_optimum_is_stationary(quadratic):
 def test_k_step_maml_matches_a_dense_reference(wavy):
     """Three inner steps: autograd through torch.func against plain torch.autograd on a loop."""
     x = _x(wavy.d, 3)
-    ours = E.meta_gradient("maml", wavy, x, ALPHA, steps=3)
+    ours = E.meta_gradient("maml", wavy, x, ALPHA, inner_steps=3)
     ref = torch.zeros_like(x)
     for A, c in zip(wavy.A, wavy.c):
         z = x.clone().requires_grad_(True)
@@ -60,11 +60,34 @@ def test_k_step_maml_matches_a_dense_reference(wavy):
 def test_meta_gradient_is_minus_the_derivative_of_the_perturbed_solution(wavy, K):
     """d y_delta / d delta at delta = 0 (forward mode) equals -grad F_i, to 1e-10 in float64."""
     x = _x(wavy.d, 4)
-    for A, c in zip(wavy.A[:3], wavy.c[:3]):
-        _, dy = torch.func.jvp(lambda dl: E.perturbed_solution(wavy, x, A, c, ALPHA, dl, K),
-                               (torch.zeros((), dtype=torch.float64),), (torch.ones((), dtype=torch.float64),))
-        exact = E.task_estimate("maml", wavy, x, A, c, ALPHA)
-        assert float((dy + exact).norm()) <= 1e-10 * max(1.0, float(exact.norm()))
+    X = x.expand(wavy.T, -1)
+    _, dY = torch.func.jvp(lambda dl: E.perturbed_solution(wavy, X, wavy.A, wavy.c, ALPHA, dl, K),
+                           (torch.zeros((), dtype=torch.float64),), (torch.ones((), dtype=torch.float64),))
+    exact = E.batch_estimates("maml", wavy, x, ALPHA)
+    assert float((dY + exact).norm()) <= 1e-10 * max(1.0, float(exact.norm()))
+
+
+@pytest.mark.parametrize("kind", ["quadratic", "wavy", "quartic"])
+def test_batched_oracles_equal_autograd_of_the_task_losses(kind):
+    tasks = make_tasks(d=5, T=4, seed=9, **{"quadratic": {}, "wavy": dict(amp=0.7, omega=2.0),
+                                            "quartic": dict(quartic=0.05, amp=0.3)}[kind])
+    X = torch.randn(4, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for i in range(4):
+        A, c, x = tasks.A[i], tasks.c[i], X[i]
+        assert torch.allclose(tasks.grad_inner(X, tasks.A, tasks.c)[i], torch.func.grad(tasks.inner)(x, A, c),
+                              atol=1e-12)
+        assert torch.allclose(tasks.grad_outer(X, tasks.A, tasks.c)[i], torch.func.grad(tasks.outer)(x, A, c),
+                              atol=1e-12)
+        assert torch.allclose(tasks.hess_inner(X, tasks.A, tasks.c)[i],
+                              torch.func.hessian(tasks.inner)(x, A, c), atol=1e-12)
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_maml_equals_autograd_through_the_inner_steps(wavy, steps):
+    x = _x(wavy.d, 10)
+    ref = torch.stack([torch.func.grad(lambda z: E.task_objective(wavy, z, A, c, ALPHA, steps))(x)
+                       for A, c in zip(wavy.A, wavy.c)])
+    assert torch.allclose(E.batch_estimates("maml", wavy, x, ALPHA, inner_steps=steps), ref, atol=1e-12)
 
 
 def test_symmetric_estimator_with_one_iteration_is_hessian_free_maml(wavy):
@@ -92,7 +115,7 @@ def test_finite_difference_errors_fall_at_their_orders(wavy):
 def test_first_order_baselines_keep_a_bias_that_delta_does_not_touch(wavy):
     x = _x(wavy.d, 7)
     exact = E.meta_gradient("maml", wavy, x, ALPHA)
-    for name, kw in (("fomaml", {}), ("reptile", {"steps": 1}), ("reptile", {"steps": 5})):
+    for name, kw in (("fomaml", {}), ("reptile", {"inner_steps": 1}), ("reptile", {"inner_steps": 5})):
         est = E.meta_gradient(name, wavy, x, ALPHA, **kw)
         assert float((est - exact).norm() / exact.norm()) > 0.03, name
     assert _error("sym", wavy, x, 1e-2) < 1e-3

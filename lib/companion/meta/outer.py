@@ -5,7 +5,9 @@
 * sngdm: eta_t m_t / ||m_t||, m_t = beta m_{t-1} + (1 - beta) g   (normalized SGD with momentum,
          Cutkosky & Mehta, 2020)
 
-eta_t = eta / (1 + t / tau) (tau = 0: constant). `train` logs the exact ||grad F|| over all tasks.
+eta_t = eta / (1 + t / tau) (tau = 0: constant). `train` logs the exact ||grad F|| over all tasks,
+and at the end that of the average of the iterates over the second half of the run (Polyak-Ruppert
+averaging, which removes most of the task-sampling noise of a stochastic run).
 """
 import math
 from dataclasses import dataclass
@@ -50,11 +52,14 @@ def train(tasks, estimator: str, outer: Outer, x0, steps: int, alpha: float, tas
     gen = torch.Generator().manual_seed(seed)
     x, m = x0.clone(), None
     log = {"t": [], "gnorm": []}
+    x_sum, n_sum = torch.zeros_like(x0), 0
     diverged = False
     for t in range(steps + 1):
         if t % log_every == 0 or t == steps:
             log["t"].append(t)
             log["gnorm"].append(float(meta_gradient("maml", tasks, x, alpha).norm()))
+        if t >= steps // 2:
+            x_sum, n_sum = x_sum + x, n_sum + 1
         if t == steps:
             break
         idx = None if task_batch is None else torch.randperm(tasks.T, generator=gen)[:task_batch]
@@ -65,4 +70,5 @@ def train(tasks, estimator: str, outer: Outer, x0, steps: int, alpha: float, tas
             log["t"].append(t + 1)
             log["gnorm"].append(math.inf)
             break
-    return {**log, "diverged": diverged, "x": x}
+    avg = math.inf if diverged else float(meta_gradient("maml", tasks, x_sum / n_sum, alpha).norm())
+    return {**log, "diverged": diverged, "x": x, "gnorm_tail_average": avg}

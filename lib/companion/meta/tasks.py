@@ -14,7 +14,9 @@ amp > 0 makes each f_i smooth with a Lipschitz Hessian but a non-zero third deri
 Hessian picks up -alpha grad^3 f[grad f(y)], which grows with the gradient: F is (L0, L1)- but not
 L-smooth. quartic > 0 makes the task losses themselves super-quadratic.
 
-Functions take one task's tensors (A_i, c_i), so that torch.func.vmap maps them over a task batch.
+`inner`/`outer` are one task's scalar losses (the autograd reference of the tests);
+`grad_inner`, `hess_inner` and `grad_outer` are their closed forms for a batch of tasks at once
+(points X of shape (n, d), one per task of the batch), which the estimators use.
 """
 from dataclasses import dataclass
 
@@ -44,6 +46,22 @@ class Tasks:
     def outer(self, x, A, c):
         z = x - c
         return self.inner(x, A, c) + self.quartic / 4 * (z @ z) ** 2
+
+    def batch(self, idx=None):
+        """(A, c) of the tasks idx (None: all)."""
+        return (self.A, self.c) if idx is None else (self.A[idx], self.c[idx])
+
+    def grad_inner(self, X, A, c):
+        Z = X - c
+        return (A @ Z.unsqueeze(-1)).squeeze(-1) + self.amp * torch.cos(Z @ self.U.T) @ self.U
+
+    def hess_inner(self, X, A, c):
+        Z = X - c
+        return A - self.amp * torch.einsum("nk,ki,kj->nij", torch.sin(Z @ self.U.T), self.U, self.U)
+
+    def grad_outer(self, X, A, c):
+        Z = X - c
+        return self.grad_inner(X, A, c) + self.quartic * (Z * Z).sum(-1, keepdim=True) * Z
 
     def subset(self, idx) -> "Tasks":
         return Tasks(self.A[idx], self.c[idx], self.U, self.amp, self.quartic)

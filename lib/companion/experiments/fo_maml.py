@@ -1,0 +1,247 @@
+"""Chayti & Jaggi, A New First-Order Meta-Learning Algorithm with Convergence Guarantees
+(arXiv 2409.03682; revised as FO-B-MAML for TMLR).
+
+Synthetic one-step MAML on task families of companion.meta.tasks (d-dimensional, T tasks);
+every study, per seed (a seed draws the task family and the starting points):
+
+* errors: the relative error ||g_hat - grad F|| / ||grad F|| of every estimator at random points,
+  the finite-difference ones per delta (the error-vs-delta figure and slopes);
+* full: exact ||grad F|| along full-batch gradient descent with each estimator;
+* bias_vs_delta: the final exact ||grad F|| of full-batch FO-B-MAML per delta (its stationarity gap);
+* stochastic: the same under task sampling (task_batch of T per step, a decaying step);
+* control: FO-MAML and Reptile on a family whose tasks share one minimiser (no bias expected);
+* smoothness: ||grad^2 F|| against ||grad F|| at points x_c + s v over radii s and directions v, for
+  the quadratic family (F is then quadratic: flat), the sine family and the quartic family;
+* far: from a far start on the quartic family, plain gradient descent at a fraction of the
+  critical step 2 / lambda_max(grad^2 F(x*)) against clipped and normalized steps.
+
+The estimators of the paper are our reconstruction from its abstracts (companion.meta.estimators).
+"""
+from dataclasses import dataclass
+
+import torch
+
+from companion.meta import estimators as est
+from companion.meta.outer import Outer, train
+from companion.meta.tasks import make_tasks
+from companion.params import ParamError, param
+from companion.results import cached, config_key
+
+CHAPTER = "fo-maml"
+# name -> (estimator, its keyword arguments beyond delta/K): the methods of the curves
+METHODS = {"MAML": ("maml", {}), "FO-MAML": ("fomaml", {}), "Reptile-1": ("reptile", {"inner_steps": 1}),
+           "Reptile-5": ("reptile", {"inner_steps": 5}), "HF-MAML": ("hfmaml", {}), "FO-B-MAML-fwd": ("fwd", {}),
+           "FO-B-MAML-sym": ("sym", {})}
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = param(0, "first seed (task family and starting points); seeds seed .. seed + n_seeds - 1",
+                      range=(0, 2**31 - 1))
+    n_seeds: int = param(3, "seeds per configuration", range=(1, 100))
+    d: int = param(10, "dimension of the meta-parameters", range=(1, 1000))
+    T: int = param(20, "tasks per family", range=(2, 10**5))
+    alpha: float = param(0.1, "inner step size alpha (y = x - alpha grad f)", range=(1e-6, 1.0))
+    amp: float = param(0.5, "amplitude of the sine terms of the non-quadratic family", range=(0.0, 100.0))
+    omega: float = param(1.0, "scale of the sine directions (training family)", range=(1e-3, 100.0))
+    omega_scan: float = param(2.0, "scale of the sine directions (smoothness scan)", range=(1e-3, 100.0))
+    quartic: float = param(0.01, "weight of the quartic term of the outer losses (far-start family)",
+                           range=(0.0, 100.0))
+    delta: float = param(0.01, "finite-difference delta of HF-MAML and FO-B-MAML in training", range=(1e-8, 1.0))
+    K: int = param(5, "fixed-point iterations of the perturbed problem in training", range=(1, 100))
+    deltas: tuple[float, ...] = param((0.04, 0.02, 0.01, 0.005, 0.0025), "deltas of the error study",
+                                      range=(1e-8, 1.0))
+    K_errors: int = param(8, "fixed-point iterations in the error study", range=(1, 100))
+    n_points: int = param(4, "random points per seed in the error study", range=(1, 1000))
+    steps: int = param(1000, "outer steps of full-batch training", range=(1, 10**6))
+    lr: float = param(0.5, "outer step size of full-batch training", range=(1e-8, 100.0))
+    stoch_steps: int = param(10000, "outer steps under task sampling (cpu: set after a 3000-step calibration, "
+                             "disclosed)", range=(1, 10**7))
+    task_batch: int = param(5, "tasks per outer step under task sampling", range=(1, 10**5))
+    tau: float = param(50.0, "step decay under task sampling: eta_t = lr / (1 + t / tau)", range=(0.0, 1e9))
+    log_every: int = param(10, "outer steps between logged exact ||grad F||", range=(1, 10**6))
+    radii: tuple[float, ...] = param((0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0), "radii s of the smoothness scan",
+                                     range=(0.0, 1e6))
+    directions: int = param(8, "random directions per radius in the smoothness scan", range=(1, 1000))
+    far_radius: float = param(20.0, "distance of the far start from the family's centre", range=(0.0, 1e6))
+    far_steps: int = param(1000, "outer steps of the far-start study", range=(1, 10**6))
+    far_fraction: float = param(0.9, "plain step of the far start as a fraction of the critical step 2 / L",
+                                range=(1e-3, 10.0))
+    clip: float = param(1.0, "clipping threshold gamma (and the normalized step's length scale)", range=(1e-8, 1e6))
+
+    def validate(self):
+        for name in ("deltas", "radii"):
+            v = getattr(self, name)
+            if list(v) != sorted(set(v), reverse=name == "deltas"):
+                order = "strictly decreasing" if name == "deltas" else "strictly increasing"
+                raise ParamError(f"parameter {name!r} must be {order}; got {','.join(map(str, v))}")
+        if self.task_batch > self.T:
+            raise ParamError(f"task_batch ({self.task_batch}) must not exceed T ({self.T})")
+        if self.log_every > min(self.steps, self.stoch_steps):
+            raise ParamError(f"log_every ({self.log_every}) must not exceed steps and stoch_steps")
+
+
+SCALES = {
+    "smoke": Config(n_seeds=1, steps=200, stoch_steps=300, far_steps=200, n_points=2, deltas=(0.04, 0.02, 0.01),
+                    radii=(1.0, 4.0, 16.0), directions=3),
+    "cpu": Config(),
+    # Proposal for one GPU (unmeasured): more seeds and a longer stochastic run.
+    "gpu": Config(n_seeds=5, stoch_steps=30000),
+}
+
+FAMILY = ("seed", "n_seeds", "d", "T", "alpha")
+
+
+def seeds(cfg) -> list:
+    return list(range(cfg.seed, cfg.seed + cfg.n_seeds))
+
+
+def family(cfg, s: int, kind: str = "sine"):
+    """The task family of seed s: sine (training), quadratic, scan (sine, omega_scan), quartic, shared."""
+    kw = {"sine": dict(amp=cfg.amp, omega=cfg.omega), "quadratic": {},
+          "scan": dict(amp=cfg.amp, omega=cfg.omega_scan), "quartic": dict(quartic=cfg.quartic),
+          "shared": dict(amp=0.0, same_centre=True)}[kind]
+    return make_tasks(d=cfg.d, T=cfg.T, seed=s, **kw)
+
+
+def start(cfg, s: int, d: int, scale: float = 2.0):
+    return scale * torch.randn(d, generator=torch.Generator().manual_seed(7_919 + s), dtype=torch.float64)
+
+
+def _kw(cfg, name, K=None, delta=None):
+    e, kw = METHODS[name]
+    return e, {**kw, "delta": cfg.delta if delta is None else delta, "K": cfg.K if K is None else K}
+
+
+def errors(cfg):
+    out = []
+    for s in seeds(cfg):
+        tasks, gen = family(cfg, s), torch.Generator().manual_seed(31 + s)
+        for _ in range(cfg.n_points):
+            x = 2.0 * torch.randn(cfg.d, generator=gen, dtype=torch.float64)
+            exact = est.meta_gradient("maml", tasks, x, cfg.alpha)
+
+            def rel(name, **kw):
+                return float((est.meta_gradient(name, tasks, x, cfg.alpha, **kw) - exact).norm() / exact.norm())
+            out.append({"seed": s,
+                        "flat": {"FO-MAML": rel("fomaml"), "Reptile-1": rel("reptile", inner_steps=1),
+                                 "Reptile-5": rel("reptile", inner_steps=5)},
+                        "by_delta": {name: [rel(e, delta=dl, K=cfg.K_errors) for dl in cfg.deltas]
+                                     for name, e in (("HF-MAML", "hfmaml"), ("FO-B-MAML-fwd", "fwd"),
+                                                     ("FO-B-MAML-sym", "sym"))}})
+    return out
+
+
+def _train_all(cfg, kind, outer, steps, task_batch=None, names=tuple(METHODS)):
+    out = {}
+    for name in names:
+        runs = []
+        for s in seeds(cfg):
+            tasks = family(cfg, s, kind)
+            e, kw = _kw(cfg, name)
+            log = train(tasks, e, outer, start(cfg, s, cfg.d), steps, cfg.alpha, task_batch=task_batch, seed=s,
+                        log_every=cfg.log_every, **kw)
+            runs.append({k: v for k, v in log.items() if k != "x"})
+        out[name] = runs
+    return out
+
+
+def full(cfg):
+    return _train_all(cfg, "sine", Outer("sgd", lr=cfg.lr), cfg.steps)
+
+
+def bias_vs_delta(cfg):
+    """Final exact ||grad F|| of full-batch FO-B-MAML per delta: where its stationary point lands."""
+    out = {}
+    for name in ("FO-B-MAML-fwd", "FO-B-MAML-sym"):
+        out[name] = {}
+        for dl in cfg.deltas:
+            runs = []
+            for s in seeds(cfg):
+                e, kw = _kw(cfg, name, delta=dl)
+                log = train(family(cfg, s), e, Outer("sgd", lr=cfg.lr), start(cfg, s, cfg.d), cfg.steps, cfg.alpha,
+                            log_every=cfg.steps, **kw)
+                runs.append(log["gnorm"][-1])
+            out[name][dl] = runs
+    return out
+
+
+def stochastic(cfg):
+    return _train_all(cfg, "sine", Outer("sgd", lr=cfg.lr, tau=cfg.tau), cfg.stoch_steps, task_batch=cfg.task_batch,
+                      names=("MAML", "FO-MAML", "Reptile-1", "FO-B-MAML-fwd", "FO-B-MAML-sym"))
+
+
+def control(cfg):
+    return _train_all(cfg, "shared", Outer("sgd", lr=cfg.lr), cfg.steps, names=("MAML", "FO-MAML", "Reptile-1"))
+
+
+def smoothness(cfg):
+    out = {}
+    for kind in ("quadratic", "scan", "quartic"):
+        pts = []
+        for s in seeds(cfg):
+            tasks, gen = family(cfg, s, kind), torch.Generator().manual_seed(97 + s)
+            centre = tasks.c.mean(0)
+            for r in cfg.radii:
+                for _ in range(cfg.directions):
+                    v = torch.randn(cfg.d, generator=gen, dtype=torch.float64)
+                    x = centre + r * v / v.norm()
+                    H = est.meta_hessian(tasks, x, cfg.alpha)
+                    pts.append({"seed": s, "radius": r,
+                                "gnorm": float(est.meta_gradient("maml", tasks, x, cfg.alpha).norm()),
+                                "hnorm": float(torch.linalg.matrix_norm(H, ord=2))})
+        out[kind] = pts
+    return out
+
+
+def critical_step(cfg, tasks) -> float:
+    """2 / lambda_max of grad^2 F at the end of a long exact run (the optimum): the largest step
+    at which plain gradient descent is stable near x*."""
+    log = train(tasks, "maml", Outer("clip", lr=0.5, clip=cfg.clip), tasks.c.mean(0), 3000, cfg.alpha,
+                log_every=3000)
+    return 2 / float(torch.linalg.eigvalsh(est.meta_hessian(tasks, log["x"], cfg.alpha))[-1])
+
+
+def far(cfg):
+    out = {"eta_crit": [], "runs": {n: [] for n in ("GD", "clipped", "normalized")}}
+    for s in seeds(cfg):
+        tasks = family(cfg, s, "quartic")
+        eta = critical_step(cfg, tasks)
+        v = torch.randn(cfg.d, generator=torch.Generator().manual_seed(5_003 + s), dtype=torch.float64)
+        x0 = tasks.c.mean(0) + cfg.far_radius * v / v.norm()
+        out["eta_crit"].append(eta)
+        lr = cfg.far_fraction * eta
+        for name, outer in (("GD", Outer("sgd", lr=lr)), ("clipped", Outer("clip", lr=lr, clip=cfg.clip)),
+                            ("normalized", Outer("sngdm", lr=lr * cfg.clip, beta=0.0, tau=cfg.tau))):
+            log = train(tasks, "maml", outer, x0, cfg.far_steps, cfg.alpha, log_every=cfg.log_every)
+            out["runs"][name].append({k: v for k, v in log.items() if k != "x"})
+    return out
+
+
+# the Config fields each study reads besides FAMILY (the cache keys are built by exclusion)
+READS = {
+    "errors": ("amp", "omega", "deltas", "K_errors", "n_points"),
+    "full": ("amp", "omega", "delta", "K", "steps", "lr", "log_every"),
+    "bias_vs_delta": ("amp", "omega", "deltas", "K", "steps", "lr"),
+    "stochastic": ("amp", "omega", "delta", "K", "stoch_steps", "lr", "tau", "task_batch", "log_every"),
+    "control": ("delta", "K", "steps", "lr", "log_every"),
+    "smoothness": ("amp", "omega_scan", "quartic", "radii", "directions"),
+    "far": ("quartic", "far_radius", "far_steps", "far_fraction", "clip", "tau", "log_every"),
+}
+STUDIES = {"errors": errors, "full": full, "bias_vs_delta": bias_vs_delta, "stochastic": stochastic, "control": control, "smoothness": smoothness,
+           "far": far}
+
+
+def run(cfg: Config, dev=None, progress: bool = True) -> dict:
+    """Every study's results (module docstring), each cached by the fields it reads. Small dense
+    linear algebra in float64: run with one torch thread (the chapter's default)."""
+    import dataclasses
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    out = {}
+    for name, study in STUDIES.items():
+        keep = set(FAMILY) | set(READS[name])
+        out[name] = cached(CHAPTER, name, config_key(cfg, drop=tuple(sorted(fields - keep))),
+                           lambda _ckpt, study=study: study(cfg))
+        if progress:
+            print(f"{CHAPTER}: {name} done", flush=True)
+    return out

@@ -1,0 +1,124 @@
+"""Figures of the fo-maml chapter (the book's convention: see `companion.plotting`)."""
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import NullFormatter
+
+from companion.plotting import WIDTH, colors, panels
+from companion.reports.fo_maml import envelope, linear_fit
+
+ORDER = ("MAML", "FO-MAML", "Reptile-1", "Reptile-5", "HF-MAML", "FO-B-MAML-fwd", "FO-B-MAML-sym")
+STYLE = {"MAML": (0, (4, 2)), "HF-MAML": ":"}  # lines that lie on another method's line stay visible
+
+
+def _colors():
+    """MAML (the exact reference) near-black; the six others from the book's palette."""
+    return {"MAML": "0.15", **dict(zip(ORDER[1:], colors(len(ORDER) - 1)))}
+
+
+def _band(ax, x, ys, color, label, ls="-"):
+    """Median over seeds as a line, min-max over seeds as a band."""
+    y = np.maximum(np.array(ys, dtype=float), 1e-17)
+    ax.plot(x, np.median(y, 0), color=color, lw=1.3, label=label, ls=ls, zorder=3 if label == "MAML" else 2)
+    if len(ys) > 1:
+        ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.18, lw=0)
+
+
+def errors_figure(res, cfg):
+    """Relative error of each estimator against delta (log-log), median over points and seeds,
+    band over seeds; the biased estimators, which have no delta, as horizontal lines."""
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, 3.3))
+    c = _colors()
+    deltas = np.array(cfg.deltas)
+    seeds = sorted({p["seed"] for p in res["errors"]})
+    for name in ("HF-MAML", "FO-B-MAML-fwd", "FO-B-MAML-sym"):
+        ys = [np.median([p["by_delta"][name] for p in res["errors"] if p["seed"] == s], 0) for s in seeds]
+        _band(ax, deltas, ys, c[name], name, STYLE.get(name, "-"))
+    for name in ("FO-MAML", "Reptile-1", "Reptile-5"):
+        v = np.median([p["flat"][name] for p in res["errors"]])
+        ax.axhline(v, color=c[name], lw=1.2, ls="--", label=f"{name} (no δ)")
+    ax.set(xscale="log", yscale="log", xlabel="finite-difference δ", ylabel="‖ĝ − ∇F‖ / ‖∇F‖")
+    ax.set_xticks(deltas, [f"{d:g}" for d in deltas])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize="x-small", ncol=2, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(res, cfg):
+    """Exact ||grad F|| against outer steps: full batch (left), task sampling (right)."""
+    fig, (a, b) = panels(2)
+    c = _colors()
+    for ax, study in ((a, "full"), (b, "stochastic")):
+        for name in ORDER:
+            if name in res[study]:
+                runs = res[study][name]
+                _band(ax, runs[0]["t"], [r["gnorm"] for r in runs], c[name], name, STYLE.get(name, "-"))
+        ax.set(yscale="log", xlabel="outer step")
+    a.set(ylabel="‖∇F(x_t)‖ (exact)", ylim=(1e-16, None), title="full batch")
+    b.set(title=f"{cfg.task_batch} of {cfg.T} tasks per step")
+    a.legend(fontsize="x-small", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def smoothness_figure(res, cfg):
+    """||grad^2 F|| against ||grad F|| over the scan (all seeds), with the per-radius envelope of
+    the first seed and its linear fit, per task family."""
+    names = {"quadratic": "quadratic (control)", "scan": "sine terms", "quartic": "quartic outer loss"}
+    fig, axes = panels(3, ncols=3, row_height=2.8)
+    for ax, (kind, label), col in zip(axes, names.items(), colors(3)):
+        pts = res["smoothness"][kind]
+        ax.scatter([p["gnorm"] for p in pts], [p["hnorm"] for p in pts], s=6, color=col, alpha=0.5)
+        env = envelope(pts, cfg.seed)
+        L0, L1, r2 = linear_fit(env)
+        g = np.array([e[0] for e in env])
+        ax.plot(g, L0 + L1 * g, color="0.2", lw=1, label=f"linear fit, R² = {r2:.2f}")
+        ax.set(xscale="log", xlabel="‖∇F(x)‖", title=label, ylim=(0, 1.25 * max(p["hnorm"] for p in pts)))
+        ax.legend(fontsize="x-small", loc="lower right", handlelength=1)
+    axes[0].set_ylabel("‖∇²F(x)‖ (spectral)")
+    fig.tight_layout()
+    return fig
+
+
+def far_figure(res, cfg):
+    """Exact ||grad F|| from a far start on the quartic family: plain, clipped and normalized steps."""
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, 3.0))
+    for (name, runs), col in zip(res["far"]["runs"].items(), colors(3)):
+        for i, r in enumerate(runs):
+            g = np.array(r["gnorm"], dtype=float)
+            ok = np.isfinite(g)
+            ax.plot(np.array(r["t"])[ok], np.maximum(g[ok], 1e-17), color=col, lw=1.1, label=name if i == 0 else None)
+            if not ok.all():
+                ax.plot(r["t"][int(ok.sum()) - 1], g[ok][-1], marker="x", color=col, ms=7)
+    ax.set(yscale="log", xlabel="outer step", ylabel="‖∇F(x_t)‖ (exact)")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def bias_figure(res, cfg):
+    """Final exact ||grad F|| of full-batch FO-B-MAML against delta (log-log), mean and sd over seeds."""
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.7, 3.0))
+    c = _colors()
+    deltas = list(cfg.deltas)
+    for name in ("FO-B-MAML-fwd", "FO-B-MAML-sym"):
+        v = np.array([res["bias_vs_delta"][name][dl] for dl in deltas])
+        ax.errorbar(deltas, v.mean(1), yerr=v.std(1), marker="o", capsize=3, color=c[name], label=name)
+    ax.set(xscale="log", yscale="log", xlabel="finite-difference δ", ylabel="final ‖∇F‖ (full batch)")
+    ax.set_xticks(deltas, [f"{d:g}" for d in deltas])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def control_figure(res, cfg):
+    """Exact ||grad F|| on the control family (every task minimised at the same point)."""
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.7, 3.0))
+    c = _colors()
+    for name, runs in res["control"].items():
+        _band(ax, runs[0]["t"], [r["gnorm"] for r in runs], c[name], name, STYLE.get(name, "-"))
+    ax.set(yscale="log", xlabel="outer step", ylabel="‖∇F(x_t)‖ (exact)", ylim=(1e-17, None))
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

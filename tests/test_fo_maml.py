@@ -1,0 +1,74 @@
+"""The fo-maml experiment at smoke scale: every study, its shape, the report's fits."""
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from companion.experiments import fo_maml as E
+from companion.params import ParamError
+from companion.reports import fo_maml as R
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    import os
+    old = os.environ.get("COMPANION_CACHE")
+    os.environ["COMPANION_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield E.SCALES["smoke"], E.run(E.SCALES["smoke"], progress=False)
+    finally:
+        torch.set_num_threads(threads)
+        if old is None:
+            os.environ.pop("COMPANION_CACHE")
+        else:
+            os.environ["COMPANION_CACHE"] = old
+
+
+def test_every_study_has_every_configuration(smoke):
+    cfg, r = smoke
+    assert set(r) == set(E.STUDIES)
+    assert set(r["full"]) == set(E.METHODS) and all(len(v) == cfg.n_seeds for v in r["full"].values())
+    assert len(r["errors"]) == cfg.n_seeds * cfg.n_points
+    assert all(len(v) == len(cfg.deltas) for p in r["errors"] for v in p["by_delta"].values())
+    assert len(r["smoothness"]["scan"]) == cfg.n_seeds * len(cfg.radii) * cfg.directions
+    for log in r["full"]["MAML"]:
+        assert len(log["t"]) == cfg.steps // cfg.log_every + 1
+
+
+def test_report_metrics_claims_and_figures(smoke):
+    import matplotlib.pyplot as plt
+
+    from companion import claims
+    from companion.reports import fo_maml_figures as F
+    cfg, r = smoke
+    m = R.metrics(r, cfg)
+    for row in claims.evaluate(R.CLAIMS, m, "smoke"):
+        assert row["verdict"] in ("holds", "mixed", "fails")
+    assert all(v.evaluate(m)["passes"] for v in R.VERIFICATIONS)
+    for name in ("errors", "curves", "bias", "control", "smoothness", "far"):
+        fig = getattr(F, f"{name}_figure")(r, cfg)
+        assert fig.axes and fig.get_size_inches()[0] <= 6.4 + 1e-9
+        plt.close(fig)
+
+
+def test_linear_fit_and_slope_recover_known_lines():
+    L0, L1, r2 = R.linear_fit([(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)])
+    assert (L0, L1, r2) == pytest.approx((1.0, 2.0, 1.0))
+    assert R._slope([0.1, 0.01, 0.001], [2e-2, 2e-4, 2e-6]) == pytest.approx(2.0)
+    pts = [{"seed": 0, "radius": r, "gnorm": g, "hnorm": h} for r, g, h in
+           [(1, 1.0, 2.0), (1, 3.0, 5.0), (2, 10.0, 1.0)]]
+    assert R.envelope(pts, 0) == [(2.0, 5.0), (10.0, 1.0)]
+
+
+def test_a_diverged_plain_run_counts_as_a_clipping_win():
+    assert R._ratio(1e-15, math.inf) == 0.0 and R._ratio(1.0, 1.0) == 1.0
+
+
+def test_bad_configurations_are_refused():
+    with pytest.raises(ParamError, match="strictly decreasing"):
+        dataclasses.replace(E.SCALES["smoke"], deltas=(0.01, 0.02)).validate()
+    with pytest.raises(ParamError, match="task_batch"):
+        dataclasses.replace(E.SCALES["smoke"], task_batch=50).validate()

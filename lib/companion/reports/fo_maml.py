@@ -128,17 +128,17 @@ CLAIMS = [
 ]
 
 VERIFICATIONS = [
-    Verification("maml", "Exact MAML by gradient descent reaches a stationary point",
+    Verification("maml", "Exact MAML reaches a stationary point",
                  lambda m: max(1e-14, max(s["final_full"]["MAML"] for s in m["per_seed"])), below(1e-10),
                  "final ||grad F|| of MAML below 1e-10 on every seed (round-off shows as 1e-14)", fmt="{:.2g}"),
-    Verification("orders", "The finite-difference estimators have their orders (errors O(δ) and O(δ²))",
+    Verification("orders", "Our finite differences have orders 1 and 2",
                  lambda m: max(max(abs(s["slope"][FWD] - 1), abs(s["slope"][SYM] - 2)) for s in m["per_seed"]),
                  within(0.0, 0.3), "|slope − 1| (forward) and |slope − 2| (symmetric) at most 0.3 on every seed; "
                  "Taylor's theorem predicts both, so this checks our code, not the paper", fmt="{:.3f}"),
-    Verification("control", "Control: no first-order bias when every task has the same minimiser",
+    Verification("control", "Control: no bias with one shared minimiser",
                  lambda m: max(1e-14, max(s["control_max"] for s in m["per_seed"])), below(1e-10),
                  "final ||grad F|| of MAML, FO-MAML and Reptile-1 below 1e-10", fmt="{:.2g}"),
-    Verification("flat", "Control: the quadratic family's MAML objective has constant curvature",
+    Verification("flat", "Control: quadratic F has constant curvature",
                  lambda m: max(s["smooth_growth"]["quadratic"] for s in m["per_seed"]), within(0.999, 1.001),
                  "largest / smallest envelope of ||grad^2 F|| over the scan within 0.1% of 1", fmt="{:.4f}"),
 ]

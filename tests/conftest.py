@@ -1,3 +1,4 @@
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -33,3 +34,21 @@ def chromium():
         if os.environ.get("CI"):
             pytest.fail(f"the browser test needs Chromium in CI: {e}")
         pytest.skip(str(e))
+
+
+@contextlib.contextmanager
+def isolated_run(tmp_path_factory):
+    """A private result cache and one torch thread for an experiment run inside the tests."""
+    import torch
+    old = os.environ.get("COMPANION_CACHE")
+    os.environ["COMPANION_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if old is None:
+            os.environ.pop("COMPANION_CACHE")
+        else:
+            os.environ["COMPANION_CACHE"] = old

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from conftest import isolated_run
 
 from companion.experiments import cubic_newton as E
 from companion.params import ParamError
@@ -11,19 +12,8 @@ from companion.second_order.methods import tail
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    import os
-    old = os.environ.get("COMPANION_CACHE")
-    os.environ["COMPANION_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with isolated_run(tmp_path_factory):
         yield E.SCALES["smoke"], E.run(E.SCALES["smoke"], progress=False)
-    finally:
-        torch.set_num_threads(threads)
-        if old is None:
-            os.environ.pop("COMPANION_CACHE")
-        else:
-            os.environ["COMPANION_CACHE"] = old
 
 
 def test_every_study_has_every_configuration(smoke):

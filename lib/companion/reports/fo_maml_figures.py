@@ -57,6 +57,7 @@ def curves_figure(res, cfg):
     a.set(ylabel="‖∇F(x_t)‖ (exact)", ylim=(1e-16, None), title="full batch")
     b.set(title=f"{cfg.task_batch} of {cfg.T} tasks per step")
     a.legend(fontsize="x-small", ncol=2)
+    b.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
 
@@ -72,7 +73,8 @@ def smoothness_figure(res, cfg):
         env = envelope(pts, cfg.seed)
         L0, L1, r2 = linear_fit(env)
         g = np.array([e[0] for e in env])
-        ax.plot(g, L0 + L1 * g, color="0.2", lw=1, label=f"linear fit, R² = {r2:.2f}")
+        fit = "constant" if abs(L1) < 1e-12 else f"linear fit (seed {cfg.seed}), R² = {r2:.2f}"
+        ax.plot(g, L0 + L1 * g, color="0.2", lw=1, marker="o", ms=3, label=fit)
         ax.set(xscale="log", xlabel="‖∇F(x)‖", title=label, ylim=(0, 1.25 * max(p["hnorm"] for p in pts)))
         ax.legend(fontsize="x-small", loc="lower right", handlelength=1)
     axes[0].set_ylabel("‖∇²F(x)‖ (spectral)")

@@ -76,7 +76,7 @@ def smoothness_figure(res, cfg):
         fit = "constant" if abs(L1) < 1e-12 else f"linear fit (seed {cfg.seed}), R² = {r2:.2f}"
         ax.plot(g, L0 + L1 * g, color="0.2", lw=1, marker="o", ms=3, label=fit)
         ax.set(xscale="log", xlabel="‖∇F(x)‖", title=label, ylim=(0, 1.25 * max(p["hnorm"] for p in pts)))
-        ax.legend(fontsize="x-small", loc="lower right", handlelength=1)
+        ax.legend(fontsize="x-small", loc="upper left", handlelength=1)
     axes[0].set_ylabel("‖∇²F(x)‖ (spectral)")
     fig.tight_layout()
     return fig

@@ -109,9 +109,15 @@ def start(cfg, s: int, d: int, scale: float = 2.0):
     return scale * torch.randn(d, generator=torch.Generator().manual_seed(7_919 + s), dtype=torch.float64)
 
 
-def _kw(cfg, name, K=None, delta=None):
+def _kw(cfg, name, delta=None):
+    """(estimator, its keyword arguments) of a named method, at the training delta unless given."""
     e, kw = METHODS[name]
-    return e, {**kw, "delta": cfg.delta if delta is None else delta, "K": cfg.K if K is None else K}
+    return e, {**kw, "delta": cfg.delta if delta is None else delta, "K": cfg.K}
+
+
+def _logged(log: dict) -> dict:
+    """A training log without its final iterate (what the studies keep)."""
+    return {k: v for k, v in log.items() if k != "x"}
 
 
 def errors(cfg):
@@ -142,7 +148,7 @@ def _train_all(cfg, kind, outer, steps, task_batch=None, names=tuple(METHODS)):
             e, kw = _kw(cfg, name)
             log = train(tasks, e, outer, start(cfg, s, cfg.d), steps, cfg.alpha, task_batch=task_batch, seed=s,
                         log_every=cfg.log_every, **kw)
-            runs.append({k: v for k, v in log.items() if k != "x"})
+            runs.append(_logged(log))
         out[name] = runs
     return out
 
@@ -215,7 +221,7 @@ def far(cfg, kind: str = "quartic"):
         for name, outer in (("GD", Outer("sgd", lr=lr)), ("clipped", Outer("clip", lr=lr, clip=cfg.clip)),
                             ("normalized", Outer("sngdm", lr=lr * cfg.clip, beta=0.0, tau=cfg.tau))):
             log = train(tasks, "maml", outer, x0, cfg.far_steps, cfg.alpha, log_every=cfg.log_every)
-            out["runs"][name].append({k: v for k, v in log.items() if k != "x"})
+            out["runs"][name].append(_logged(log))
     return out
 
 

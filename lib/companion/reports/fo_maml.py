@@ -158,7 +158,7 @@ VERIFICATIONS = [
 ]
 
 
-def error_frame(metrics: dict, cfg):
+def error_frame(metrics: dict):
     """Per estimator: relative error at the middle delta (or none), and the fitted slope in delta."""
     import pandas as pd
     mean = metrics["mean"]

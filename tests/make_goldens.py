@@ -1,9 +1,10 @@
 """Regenerate the nbval goldens: every chapter executed at smoke scale (`make golden`)."""
-import shutil
 import sys
 from pathlib import Path
 
-from companion import chapters, cli
+import nbformat
+
+from companion import chapters, cli, device
 from companion.results import repo_root
 
 
@@ -13,7 +14,9 @@ def main(ids):
         cfg = chapters.configure(ch, "smoke", {})
         nb = cli.execute(ch, "smoke", cfg, {}, {}, repo_root() / "_build" / "golden" / cid)
         dest = Path(__file__).parent / "goldens" / f"{cid}.ipynb"
-        shutil.copyfile(nb, dest)
+        golden = nbformat.read(nb, as_version=4)
+        golden.metadata.companion.recorded_on = device.machine_fingerprint()  # see conftest.py
+        nbformat.write(golden, dest)
         print(f"wrote {dest}")
 
 

@@ -1,7 +1,9 @@
 """Device choice, seeding, determinism and the CPU thread policy."""
 import contextlib
+import hashlib
 import os
 import platform
+from pathlib import Path
 
 import torch
 
@@ -48,3 +50,25 @@ def describe(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
+
+
+def machine_fingerprint() -> str:
+    """What decides the rounding of a CPU run, hashed: the CPU (vendor, family, model, the
+    instruction sets it reports), the kernels torch picks for it, the thread count and the
+    numerical libraries' versions. Two machines with the same fingerprint give the same bits for
+    the same seed; across fingerprints a training run's numbers differ from the third digit on
+    (float32 sums in another order)."""
+    import numpy
+    cpu = platform.processor() or ""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        fields = {}
+        for line in info.read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("vendor_id", "cpu family", "model", "model name", "flags") and key not in fields:
+                fields[key] = " ".join(sorted(value.split())) if key == "flags" else value.strip()
+        cpu = repr(sorted(fields.items()))
+    parts = [platform.machine(), cpu, torch.backends.cpu.get_cpu_capability(), str(DEFAULT_CPU_THREADS),
+             torch.__version__, numpy.__version__]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

@@ -1,4 +1,5 @@
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -10,8 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+@functools.cache
 def recorded_elsewhere(golden: Path) -> bool:
-    """Whether a golden was recorded on a machine that rounds differently from this one."""
+    """Whether a golden was recorded on a machine that rounds differently from this one (asked
+    once per golden and session: by the report header and by its collector)."""
     from companion import device
     recorded = json.loads(golden.read_text())["metadata"]["companion"].get("recorded_on")
     return recorded != device.machine_fingerprint()

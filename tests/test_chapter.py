@@ -244,3 +244,6 @@ def test_fo_maml_smoke_numbers(smoke_runs):
         assert s["error_flat"]["FO-MAML"] > 0.05 and s["smooth_growth"]["quadratic"] == pytest.approx(1, abs=1e-6)
         for k in ("ratio_full_sym_vs_fomaml", "ratio_stoch_sym_vs_fomaml", "ratio_far_clip_vs_gd"):
             assert 0 <= s[k] < math.inf, k
+        # on the smooth (GELU) network the symmetric estimator is far closer to MAML than FO-MAML
+        assert s["network_error"]["gelu"]["sym"] < 0.1 * s["network_error"]["gelu"]["FO-MAML"]
+    assert m["memory_growth"]["steps"]["FO-MAML"] == 1.0 and m["memory_growth"]["steps"]["MAML"] > 1.2

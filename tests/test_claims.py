@@ -151,13 +151,18 @@ CN_CONTRADICT = {
     "large-m": {"ratio_large_m_max": 1.05},
 }
 FM_AGREE = {"ratio_full_sym_vs_fomaml": 0.002, "bias_min": 0.15, "ratio_stoch_sym_vs_fomaml": 0.25,
-            "envelope_score_scan": 0.95, "far_clip_score": 1e-15}
+            "envelope_score_scan": 0.95, "far_clip_score": 1e-15, "accuracy_gap_sym_vs_maml": -0.005,
+            "accuracy_gap_sym_vs_maml_gelu": 0.01, "memory_growth_ratio": {"steps": 3.0, "channels": 2.0}}
 FM_CONTRADICT = {
     "stationary": {"ratio_full_sym_vs_fomaml": 0.05},  # better, but not 100x
     "bias": {"bias_min": 0.01},  # Reptile nearly unbiased
     "stochastic": {"ratio_stoch_sym_vs_fomaml": 0.8},
     "smoothness": {"envelope_score_scan": 0.0},  # slope not positive
     "clipped": {"far_clip_score": math.inf},  # plain GD converged as well
+    "mnist-accuracy": {"accuracy_gap_sym_vs_maml": -0.05},  # five points below MAML
+    "mnist-accuracy-gelu": {"accuracy_gap_sym_vs_maml_gelu": 0.03},  # above MAML by more than the band: two-sided
+    "memory-steps": {"memory_growth_ratio": {"steps": 1.1, "channels": 2.0}},  # MAML grows like the others
+    "memory-channels": {"memory_growth_ratio": {"steps": 3.0, "channels": 0.8}},
 }
 CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT),
          "deep-grokking": (DG_AGREE, DG_CONTRADICT), "sparsity-quantization": (SQ_AGREE, SQ_CONTRADICT),

@@ -22,7 +22,7 @@ ENTRIES = [
          minutes={"smoke": 0.5, "cpu": 6, "gpu": 5}, contract=2),
     dict(id="fo-maml", title="A first-order meta-learning method with convergence guarantees",
          part="Optimization", module="fo_maml", datasets=(),
-         minutes={"smoke": 0.3, "cpu": 2, "gpu": 2}, contract=2),
+         minutes={"smoke": 0.5, "cpu": 13, "gpu": 4}, contract=2),
     dict(id="sparsity-quantization", title="Effective interplay between sparsity and quantization",
          part="Data & compression", module="sparsity_quantization", datasets=("tinyshakespeare",),
          minutes={"smoke": 0.8, "cpu": 9, "gpu": 8}),

@@ -15,6 +15,24 @@ every study, per seed (a seed draws the task family and the starting points):
 * far (far_control): from a far start on the quartic (sine) family, plain gradient descent at a fraction of the
   critical step 2 / lambda_max(grad^2 F(x*)) against clipped and normalized steps.
 
+MNIST-1D (the TMLR version's experiments; protocol ours, companion.meta.fewshot): a 1D CNN
+meta-trained on n_way-way k_shot-shot tasks over MNIST-1D's training signals and scored on tasks
+drawn from its held-out signals:
+
+* mnist: meta-test accuracy (after one inner step) against meta-iterations for MAML, FO-MAML,
+  Reptile-5 and FO-B-MAML-sym, Adam outer steps, per seed (a seed draws the initialisation and
+  the tasks), beside the untrained initialisation adapted the same way (the control);
+* mnist_smooth: the same with GELU units instead of ReLU (MAML, FO-MAML, FO-B-MAML-sym), added
+  after the first run showed the ReLU network's finite differences failing (below);
+* mnist_errors: the relative error of FO-MAML's and FO-B-MAML's meta-gradients against MAML's
+  (autograd) at the initialisation, on a few task batches per seed, per delta of mnist_deltas and
+  for K = mnist_K and the synthetic study's K. On a ReLU network the gradient jumps where a unit
+  changes sign, so a finite difference is only accurate for deltas small enough that no unit
+  crosses zero, and float32 round-off bounds delta from below;
+* memory: the peak tensor memory of one meta-gradient (companion.metrics.memory) against the
+  CNN's channels, and against the inner steps (FO-B-MAML: its fixed-point iterations K). It is
+  a count of bytes, the same on every run and seed, so it is measured once.
+
 The estimators of the paper are our reconstruction from its abstracts (companion.meta.estimators).
 """
 import sys
@@ -23,8 +41,11 @@ from dataclasses import dataclass
 import torch
 
 from companion.meta import estimators as est
-from companion.meta.outer import Outer, train
+from companion.meta.fewshot import Sampler
+from companion.meta.outer import Outer, fit, train
 from companion.meta.tasks import make_tasks
+from companion.metrics.memory import peak_tensor_bytes
+from companion.models.cnn1d import CNN1d
 from companion.params import ParamError, param
 from companion.results import cached, config_key
 
@@ -33,6 +54,9 @@ CHAPTER = "fo-maml"
 METHODS = {"MAML": ("maml", {}), "FO-MAML": ("fomaml", {}), "Reptile-1": ("reptile", {"inner_steps": 1}),
            "Reptile-5": ("reptile", {"inner_steps": 5}), "HF-MAML": ("hfmaml", {}), "FO-B-MAML-fwd": ("fwd", {}),
            "FO-B-MAML-sym": ("sym", {})}
+MNIST_METHODS = ("MAML", "FO-MAML", "Reptile-5", "FO-B-MAML-sym")
+SMOOTH_METHODS = ("MAML", "FO-MAML", "FO-B-MAML-sym")  # the GELU network's runs
+MEMORY_METHODS = ("MAML", "FO-MAML", "Reptile", "FO-B-MAML-sym")
 
 
 @dataclass(frozen=True)
@@ -69,25 +93,52 @@ class Config:
     far_fraction: float = param(0.9, "plain step of the far start as a fraction of the critical step 2 / L",
                                 range=(1e-3, 10.0))
     clip: float = param(1.0, "clipping threshold gamma (and the normalized step's length scale)", range=(1e-8, 1e6))
+    channels: int = param(32, "channels of the MNIST-1D CNN (accuracy study)", range=(1, 4096))
+    n_way: int = param(5, "classes per MNIST-1D task", range=(2, 10))
+    k_shot: int = param(5, "support signals per class", range=(1, 100))
+    query: int = param(10, "query signals per class", range=(1, 100))
+    mnist_alpha: float = param(0.4, "inner step size on MNIST-1D", range=(1e-6, 10.0))
+    meta_batch: int = param(8, "tasks per meta-iteration", range=(1, 10**4))
+    meta_iters: int = param(1000, "meta-iterations per method and seed", range=(1, 10**6))
+    meta_lr: float = param(1e-3, "Adam step size of the outer loop on MNIST-1D", range=(1e-8, 1.0))
+    mnist_delta: float = param(0.01, "finite-difference delta of FO-B-MAML on MNIST-1D", range=(1e-8, 1.0))
+    mnist_deltas: tuple[float, ...] = param((1e-2, 1e-3, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6), "deltas of the MNIST-1D "
+                                            "error sweep", range=(1e-12, 1.0))
+    mnist_K: int = param(2, "fixed-point iterations of FO-B-MAML on MNIST-1D (cpu: 2 rather than 5, for time; set "
+                         "after a one-seed timing run, disclosed)", range=(1, 100))
+    eval_every: int = param(100, "meta-iterations between meta-test evaluations", range=(1, 10**6))
+    eval_tasks: int = param(300, "meta-test tasks (fixed per seed)", range=(1, 10**5))
+    memory_channels: tuple[int, ...] = param((16, 32, 64, 128, 250), "CNN channels of the memory study",
+                                             range=(1, 4096))
+    memory_steps: tuple[int, ...] = param((1, 2, 4, 8), "inner steps (FO-B-MAML: fixed-point iterations) of the "
+                                          "memory study", range=(1, 1000))
+    memory_width: int = param(64, "CNN channels of the memory study's inner-step sweep", range=(1, 4096))
 
     def validate(self):
-        for name in ("deltas", "radii"):
+        for name in ("deltas", "mnist_deltas", "radii", "memory_channels", "memory_steps"):
             v = getattr(self, name)
-            if list(v) != sorted(set(v), reverse=name == "deltas"):
-                order = "strictly decreasing" if name == "deltas" else "strictly increasing"
+            if list(v) != sorted(set(v), reverse="deltas" in name):
+                order = "strictly decreasing" if "deltas" in name else "strictly increasing"
                 raise ParamError(f"parameter {name!r} must be {order}; got {','.join(map(str, v))}")
         if self.task_batch > self.T:
             raise ParamError(f"task_batch ({self.task_batch}) must not exceed T ({self.T})")
         if self.log_every > min(self.steps, self.stoch_steps):
             raise ParamError(f"log_every ({self.log_every}) must not exceed steps and stoch_steps")
+        if self.eval_every > self.meta_iters:
+            raise ParamError(f"eval_every ({self.eval_every}) must not exceed meta_iters ({self.meta_iters})")
+        if len(self.memory_channels) < 2 or len(self.memory_steps) < 2:
+            raise ParamError("memory_channels and memory_steps need at least two values each (a growth is a ratio)")
 
 
 SCALES = {
     "smoke": Config(n_seeds=1, steps=200, stoch_steps=300, far_steps=200, n_points=2, deltas=(0.04, 0.02, 0.01),
-                    radii=(1.0, 4.0, 16.0), directions=3),
+                    radii=(1.0, 4.0, 16.0), directions=3, channels=8, meta_iters=20, eval_every=10, eval_tasks=40,
+                    memory_channels=(8, 16), memory_steps=(1, 2), memory_width=8),
     "cpu": Config(),
-    # Proposal for one GPU (unmeasured): more seeds and a longer stochastic run.
-    "gpu": Config(n_seeds=5, stoch_steps=30000),
+    # Proposal for one GPU (unmeasured): more seeds, a longer stochastic run, a wider CNN meta-trained
+    # longer on more tasks per step, FO-B-MAML at the synthetic study's K.
+    "gpu": Config(n_seeds=5, stoch_steps=30000, channels=64, meta_batch=32, meta_iters=3000, mnist_K=5,
+                  eval_every=200, eval_tasks=1000),
 }
 
 FAMILY = ("seed", "n_seeds", "d", "T", "alpha")
@@ -225,6 +276,79 @@ def far(cfg, kind: str = "quartic"):
     return out
 
 
+def _sampler(cfg, part: str, channels: int, activation: str = "relu") -> Sampler:
+    return Sampler(tuple(range(10)), part, cfg.n_way, cfg.k_shot, cfg.query,
+                   CNN1d(channels, cfg.n_way, activation=activation))
+
+
+def _mnist_kw(name: str, cfg) -> tuple:
+    e, kw = METHODS[name]
+    return e, ({**kw, "delta": cfg.mnist_delta, "K": cfg.mnist_K} if e in ("fwd", "sym") else kw)
+
+
+def mnist(cfg, dev=None, activation: str = "relu", names=MNIST_METHODS):
+    train_tasks = _sampler(cfg, "train", cfg.channels, activation)
+    out = {"init": [], "runs": {n: [] for n in names}}
+    for s in seeds(cfg):
+        test = _sampler(cfg, "test", cfg.channels, activation).sample(cfg.eval_tasks, torch.Generator().manual_seed(10_007 + s))
+        test = test.to(dev)
+
+        def accuracy(theta):
+            A, c = test.batch()
+            return test.accuracy(est.adapt(test, theta.expand(test.T, -1), A, c, cfg.mnist_alpha)).mean()
+        theta0 = train_tasks.net.init(torch.Generator().manual_seed(3_001 + s)).to(dev)
+        out["init"].append(float(accuracy(theta0)))
+        for name in names:
+            e, kw = _mnist_kw(name, cfg)
+            log = fit(train_tasks, e, theta0, cfg.meta_iters, cfg.mnist_alpha, cfg.meta_batch, cfg.meta_lr, accuracy,
+                      cfg.eval_every, seed=s, dev=dev, **kw)
+            out["runs"][name].append({"t": log["t"], "accuracy": log["score"]})
+    return out
+
+
+def mnist_smooth(cfg, dev=None):
+    """The mnist study on the same CNN with GELU units (smooth: no kinks for finite differences)."""
+    return mnist(cfg, dev, "gelu", SMOOTH_METHODS)
+
+
+def mnist_errors(cfg, dev=None, batches: int = 4):
+    return {a: _network_errors(cfg, dev, a, batches) for a in ("relu", "gelu")}
+
+
+def _network_errors(cfg, dev, activation, batches):
+    sampler = _sampler(cfg, "train", cfg.channels, activation)
+    out = []
+    for s in seeds(cfg):
+        theta = sampler.net.init(torch.Generator().manual_seed(3_001 + s)).to(dev)
+        gen = torch.Generator().manual_seed(20_011 + s)
+        for _ in range(batches):
+            episodes = sampler.sample(cfg.meta_batch, gen).to(dev)
+            exact = est.meta_gradient("maml", episodes, theta, cfg.mnist_alpha)
+
+            def rel(name, **kw):
+                g = est.meta_gradient(name, episodes, theta, cfg.mnist_alpha, **kw)
+                return float((g - exact).norm() / exact.norm())
+            out.append({"seed": s, "FO-MAML": rel("fomaml"),
+                        "by_delta": [rel("sym", delta=dl, K=cfg.mnist_K) for dl in cfg.mnist_deltas],
+                        "K_synthetic": rel("sym", delta=cfg.mnist_delta, K=cfg.K)})
+    return out
+
+
+def memory(cfg, dev=None):
+    """Peak tensor bytes of one meta-gradient over meta_batch tasks, per method, against channels
+    (one inner step; FO-B-MAML at K) and against inner steps (memory_width channels)."""
+    def peak(name, channels, steps):
+        sampler = _sampler(cfg, "train", channels)
+        episodes = sampler.sample(cfg.meta_batch, torch.Generator().manual_seed(0)).to(dev)
+        theta = sampler.net.init(torch.Generator().manual_seed(0)).to(dev)
+        e = {"MAML": "maml", "FO-MAML": "fomaml", "Reptile": "reptile", "FO-B-MAML-sym": "sym"}[name]
+        kw = {"delta": cfg.mnist_delta, "K": steps} if e == "sym" else {"inner_steps": steps}
+        return peak_tensor_bytes(lambda: est.meta_gradient(e, episodes, theta, cfg.mnist_alpha, **kw))
+    return {"channels": {n: [peak(n, c, 1 if n != "FO-B-MAML-sym" else cfg.mnist_K) for c in cfg.memory_channels]
+                         for n in MEMORY_METHODS},
+            "steps": {n: [peak(n, cfg.memory_width, k) for k in cfg.memory_steps] for n in MEMORY_METHODS}}
+
+
 def far_control(cfg):
     """The far start on the sine family, where curvature grows only through MAML (the control)."""
     return far(cfg, "sine")
@@ -240,9 +364,19 @@ READS = {
     "smoothness": ("amp", "omega_scan", "quartic", "radii", "directions"),
     "far": ("quartic", "far_radius", "far_steps", "far_fraction", "clip", "tau", "log_every"),
     "far_control": ("amp", "omega", "far_radius", "far_steps", "far_fraction", "clip", "tau", "log_every"),
+    "mnist": ("channels", "n_way", "k_shot", "query", "mnist_alpha", "meta_batch", "meta_iters", "meta_lr",
+              "mnist_delta", "mnist_K", "eval_every", "eval_tasks"),
+    "mnist_smooth": ("channels", "n_way", "k_shot", "query", "mnist_alpha", "meta_batch", "meta_iters", "meta_lr",
+                     "mnist_delta", "mnist_K", "eval_every", "eval_tasks"),
+    "mnist_errors": ("channels", "n_way", "k_shot", "query", "mnist_alpha", "meta_batch", "mnist_delta", "mnist_K",
+                     "mnist_deltas", "K"),
+    "memory": ("n_way", "k_shot", "query", "mnist_alpha", "meta_batch", "mnist_delta", "mnist_K", "memory_channels",
+               "memory_steps", "memory_width"),
 }
 STUDIES = {"errors": errors, "full": full, "bias_vs_delta": bias_vs_delta, "stochastic": stochastic, "control": control, "smoothness": smoothness,
-           "far": far, "far_control": far_control}
+           "far": far, "far_control": far_control, "mnist": mnist, "mnist_smooth": mnist_smooth,
+           "mnist_errors": mnist_errors, "memory": memory}
+ON_DEVICE = ("mnist", "mnist_smooth", "mnist_errors", "memory")  # the studies that run on the chosen device (the others: float64 on CPU)
 
 
 def run(cfg: Config, dev=None, progress: bool = True) -> dict:
@@ -254,7 +388,7 @@ def run(cfg: Config, dev=None, progress: bool = True) -> dict:
     for name, study in STUDIES.items():
         keep = set(FAMILY) | set(READS[name])
         out[name] = cached(CHAPTER, name, config_key(cfg, drop=tuple(sorted(fields - keep))),
-                           lambda _ckpt, study=study: study(cfg))
+                           lambda _ckpt, study=study, name=name: study(cfg, dev) if name in ON_DEVICE else study(cfg))
         if progress:
             print(f"{CHAPTER}: {name} done", file=sys.stderr, flush=True)  # not a result: off the page
     return out

@@ -22,10 +22,13 @@ adapted point y_i(x) = x - alpha grad f_i^in(x) (Finn et al., 2017). Per task i:
 
 All but maml use gradients only. Every estimator works on a whole task batch at once through the
 family's batched oracles (`grad_inner`, `grad_outer`; maml also `hess_inner`), with no loop over
-tasks; `task_objective` is the autograd reference (one task, torch.func).
+tasks; `task_objective` is the autograd reference (one task, torch.func). On a family without
+`hess_inner` (a network: `companion.meta.fewshot`) maml differentiates through the unrolled inner
+steps instead, vmapped over tasks, which keeps every inner step's activations for the backward
+pass (the memory cost the first-order methods avoid).
 """
 import torch
-from torch.func import grad
+from torch.func import grad, vmap
 
 ESTIMATORS = ("maml", "fomaml", "reptile", "hfmaml", "fwd", "sym")
 
@@ -34,7 +37,8 @@ def adapt(tasks, X, A, c, alpha: float, steps: int = 1, trajectory: bool = False
     """phi_k for every task of the batch: `steps` inner gradient steps from X (n x d)."""
     path = [X]
     for _ in range(steps):
-        path.append(path[-1] - alpha * tasks.grad_inner(path[-1], A, c))
+        phi = path[-1] - alpha * tasks.grad_inner(path[-1], A, c)
+        path = path + [phi] if trajectory else [phi]  # without trajectory, keep one iterate (memory)
     return path if trajectory else path[-1]
 
 
@@ -52,7 +56,9 @@ def batch_estimates(name: str, tasks, x, alpha: float, idx=None, inner_steps: in
     """Each task's estimate of grad F_i(x), n x d (module docstring); inner_steps: the inner steps of
     maml, fomaml and reptile (hfmaml and fo-b-maml are for one inner step)."""
     A, c = tasks.batch(idx)
-    X = x.expand(A.shape[0], -1)
+    X = x.expand(tasks.T if idx is None else len(idx), -1)
+    if name == "maml" and not hasattr(tasks, "hess_inner"):
+        return vmap(grad(lambda z, a, b: task_objective(tasks, z, a, b, alpha, inner_steps)))(X, A, c)
     if name == "maml":
         path = adapt(tasks, X, A, c, alpha, inner_steps, trajectory=True)
         v = tasks.grad_outer(path[-1], A, c)

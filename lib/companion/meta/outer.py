@@ -7,7 +7,8 @@
 
 eta_t = eta / (1 + t / tau) (tau = 0: constant). `train` logs the exact ||grad F|| over all tasks,
 and at the end that of the average of the iterates over the second half of the run (Polyak-Ruppert
-averaging, which removes most of the task-sampling noise of a stochastic run).
+averaging, which removes most of the task-sampling noise of a stochastic run). `fit` is the
+outer loop for a network's parameters (MNIST-1D), with Adam for every estimator.
 """
 import math
 from dataclasses import dataclass
@@ -72,3 +73,25 @@ def train(tasks, estimator: str, outer: Outer, x0, steps: int, alpha: float, tas
             break
     avg = math.inf if diverged else float(meta_gradient("maml", tasks, x_sum / n_sum, alpha).norm())
     return {**log, "diverged": diverged, "x": x, "gnorm_tail_average": avg}
+
+
+def fit(sampler, estimator: str, theta0, iters: int, alpha: float, meta_batch: int, lr: float, evaluate,
+        eval_every: int, seed: int = 0, dev=None, **est_kw) -> dict:
+    """Meta-train a network's flat parameters theta with Adam (Kingma & Ba, 2015; the usual outer
+    optimizer of MAML on networks, the same for every estimator): each iteration draws meta_batch
+    fresh tasks from `sampler` and steps along the estimator's mean meta-gradient. evaluate(theta)
+    (a float, e.g. meta-test accuracy) is logged every eval_every iterations and at the end."""
+    gen = torch.Generator().manual_seed(seed)
+    theta = theta0.clone().requires_grad_()
+    opt = torch.optim.Adam([theta], lr=lr)
+    log = {"t": [], "score": []}
+    for t in range(iters + 1):
+        if t % eval_every == 0 or t == iters:
+            log["t"].append(t)
+            log["score"].append(float(evaluate(theta.detach())))
+        if t == iters:
+            break
+        episodes = sampler.sample(meta_batch, gen).to(dev)
+        theta.grad = meta_gradient(estimator, episodes, theta.detach(), alpha, **est_kw)
+        opt.step()
+    return {**log, "theta": theta.detach()}

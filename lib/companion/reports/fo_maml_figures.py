@@ -124,3 +124,61 @@ def control_figure(res, cfg):
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def mnist_figure(res, cfg):
+    """Meta-test accuracy on MNIST-1D against meta-iterations, ReLU network (left) and GELU network
+    (right): median over seeds, band min-max; the untrained initialisation (adapted the same way)
+    dashed, chance dotted."""
+    fig, axes = panels(2)
+    c = _colors()
+    for ax, study, title in zip(axes, ("mnist", "mnist_smooth"), ("ReLU CNN", "GELU CNN")):
+        for name, runs in res[study]["runs"].items():
+            y = np.array([r["accuracy"] for r in runs])
+            ax.plot(runs[0]["t"], np.median(y, 0), color=c[name], lw=1.3, label=name, ls=STYLE.get(name, "-"))
+            if len(runs) > 1:
+                ax.fill_between(runs[0]["t"], y.min(0), y.max(0), color=c[name], alpha=0.18, lw=0)
+        ax.axhline(np.mean(res[study]["init"]), color="0.5", lw=1, ls="--", label="untrained start")
+        ax.axhline(1 / cfg.n_way, color="0.5", lw=0.8, ls=":", label="chance")
+        ax.set(xlabel="meta-iteration", ylim=(0, 1), title=title)
+    axes[0].set_ylabel("meta-test accuracy")
+    axes[0].legend(fontsize="x-small", loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def network_errors_figure(res, cfg):
+    """Relative error of FO-B-MAML-sym's meta-gradient against MAML's on the CNN at its
+    initialisation, against delta (log-log), ReLU and GELU networks: median over task batches and
+    seeds, band min-max over seeds' medians; FO-MAML's error (no delta) as horizontal lines."""
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, 3.2))
+    deltas = np.array(cfg.mnist_deltas)
+    for (act, pts), col in zip(res["mnist_errors"].items(), colors(2)):
+        seeds = sorted({p["seed"] for p in pts})
+        ys = [np.median([p["by_delta"] for p in pts if p["seed"] == s], 0) for s in seeds]
+        _band(ax, deltas, ys, col, f"FO-B-MAML-sym, {'ReLU' if act == 'relu' else 'GELU'}")
+        ax.axhline(np.median([p["FO-MAML"] for p in pts]), color=col, lw=1.1, ls="--",
+                   label=f"FO-MAML, {'ReLU' if act == 'relu' else 'GELU'}")
+    ax.set(xscale="log", yscale="log", xlabel="finite-difference δ", ylabel="‖ĝ − ∇F‖ / ‖∇F‖ (CNN, float32)")
+    ax.legend(fontsize="x-small", loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def memory_figure(res, cfg):
+    """Peak tensor memory of one meta-gradient (MiB, log scale) against the CNN's channels (left,
+    one inner step) and against the inner steps (right; FO-B-MAML: fixed-point iterations K)."""
+    fig, (a, b) = panels(2)
+    c = {**_colors(), "Reptile": _colors()["Reptile-1"]}
+    for ax, axis, xs in ((a, "channels", cfg.memory_channels), (b, "steps", cfg.memory_steps)):
+        for name, v in res["memory"][axis].items():
+            ax.plot(xs, np.array(v) / 2**20, marker="o", ms=3.5, color=c[name], lw=1.3, label=name,
+                    ls=STYLE.get(name, "-"))
+        ax.set(xscale="log", yscale="log")
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    a.set(xlabel="CNN channels", ylabel="peak tensor memory (MiB)", title=f"one inner step (FO-B-MAML: K = {cfg.mnist_K})")
+    b.set(xlabel="inner steps (FO-B-MAML: K)", title=f"{cfg.memory_width} channels")
+    a.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig

@@ -160,25 +160,26 @@ def network_errors_figure(res, cfg):
         ax.axhline(np.median([p["FO-MAML"] for p in pts]), color=col, lw=1.1, ls="--",
                    label=f"FO-MAML, {'ReLU' if act == 'relu' else 'GELU'}")
     ax.set(xscale="log", yscale="log", xlabel="finite-difference δ", ylabel="‖ĝ − ∇F‖ / ‖∇F‖ (CNN, float32)")
-    ax.legend(fontsize="x-small", loc="upper right")
+    ax.legend(fontsize="x-small", loc="lower left")
     fig.tight_layout()
     return fig
 
 
 def memory_figure(res, cfg):
-    """Peak tensor memory of one meta-gradient (MiB, log scale) against the CNN's channels (left,
-    one inner step) and against the inner steps (right; FO-B-MAML: fixed-point iterations K)."""
+    """Peak tensor memory of one meta-gradient (MiB) against the CNN's channels (left, log-log, one
+    inner step) and against the inner steps (right, linear memory axis; FO-B-MAML: fixed-point
+    iterations K)."""
     fig, (a, b) = panels(2)
-    c = {**_colors(), "Reptile": _colors()["Reptile-1"]}
+    c = {**_colors(), "Reptile": _colors()["Reptile-5"]}  # the colour of the MNIST-1D figure's Reptile
     for ax, axis, xs in ((a, "channels", cfg.memory_channels), (b, "steps", cfg.memory_steps)):
         for name, v in res["memory"][axis].items():
             ax.plot(xs, np.array(v) / 2**20, marker="o", ms=3.5, color=c[name], lw=1.3, label=name,
                     ls=STYLE.get(name, "-"))
-        ax.set(xscale="log", yscale="log")
+        ax.set(xscale="log", yscale="log" if axis == "channels" else "linear")
         ax.set_xticks(xs, [str(x) for x in xs])
         ax.xaxis.set_minor_formatter(NullFormatter())
     a.set(xlabel="CNN channels", ylabel="peak tensor memory (MiB)", title=f"one inner step (FO-B-MAML: K = {cfg.mnist_K})")
-    b.set(xlabel="inner steps (FO-B-MAML: K)", title=f"{cfg.memory_width} channels")
+    b.set(xlabel="inner steps (FO-B-MAML: K)", title=f"{cfg.memory_width} channels", ylim=(0, None))
     a.legend(fontsize="x-small")
     fig.tight_layout()
     return fig

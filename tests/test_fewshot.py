@@ -126,6 +126,17 @@ def test_peak_memory_counts_live_tensors_only():
     assert peak_tensor_bytes(lambda: (x.view(100, 100), x.add_(1))) == 0  # a view and an in-place op
 
 
+def test_peak_memory_sees_the_batched_tensors_under_vmap_and_grad(episodes):
+    """Under torch.func the counter sees the physical, batched tensors: the same per-task
+    computation over twice the tasks holds (nearly) twice the bytes."""
+    tasks, x = episodes
+    peaks = []
+    for n in (1, 2):
+        idx = torch.arange(n)
+        peaks.append(peak_tensor_bytes(lambda: E.batch_estimates("maml", tasks, x, ALPHA, idx)))
+    assert peaks[0] > 0 and 1.6 < peaks[1] / peaks[0] < 2.4
+
+
 def test_fit_logs_its_evaluations_and_moves_theta(episodes):
     tasks, x = episodes
     sampler = Sampler(tuple(range(10)), "train", n_way=3, k_shot=2, query=3, net=tasks.net)

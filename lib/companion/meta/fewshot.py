@@ -2,10 +2,11 @@
 
 The data are generated on this machine by the `mnist1d` package's own generator
 (`make_dataset(get_dataset_args())`: 5,000 signals of length 40, 10 digit classes, its seed 42),
-never by its downloader. The protocol is ours (the paper's was not readable): the classes are
-split into meta-train and meta-test classes, and a task is an n_way-way, k_shot-shot problem on
-n_way classes drawn from one side, their labels permuted at random, with `query` further signals
-per class to score the adapted network.
+never by its downloader. The protocol is ours (the paper's was not readable): a task is an
+n_way-way, k_shot-shot problem on n_way of the sampler's classes, their labels permuted at random,
+with `query` further signals per class to score the adapted network. A sampler draws from one part
+of the signals (the package's training or held-out split) and from the classes it is given; the
+fo-maml chapter uses all ten classes on both sides and separates meta-train from meta-test by signal.
 
 `Episodes` is one batch of tasks in the interface the estimators of `companion.meta.estimators`
 use (`T`, `batch`, `inner`, `outer`, `grad_inner`, `grad_outer`): theta is a flat parameter vector

@@ -5,9 +5,10 @@ torch.func's vmap and grad, so it sees the real batched tensors) and keeps the b
 storages that are still alive: a storage enters when an operator creates it and leaves when its
 last reference dies. `peak` is the largest live total during the block, i.e. what the block
 allocated on top of what existed before it (storages created earlier are not counted, nor are
-views of them). It is what `torch.cuda.max_memory_allocated` measures after a reset, without the
-caching allocator's rounding, and it does not depend on the machine or on the allocator, so the
-count is reproducible run to run. It slows the block down (a Python call per operator): measure
+views of them). It approximates what `torch.cuda.max_memory_allocated` measures after a reset,
+without the caching allocator's rounding; it does not see scratch memory used inside a single
+operator (e.g. a convolution's workspace). It does not depend on the machine or on the allocator,
+so the count is reproducible run to run. It slows the block down (a Python call per operator): measure
 one step, not a training run.
 """
 import torch

@@ -134,10 +134,7 @@ def mnist_figure(res, cfg):
     c = _colors()
     for ax, study, title in zip(axes, ("mnist", "mnist_smooth"), ("ReLU CNN", "GELU CNN")):
         for name, runs in res[study]["runs"].items():
-            y = np.array([r["accuracy"] for r in runs])
-            ax.plot(runs[0]["t"], np.median(y, 0), color=c[name], lw=1.3, label=name, ls=STYLE.get(name, "-"))
-            if len(runs) > 1:
-                ax.fill_between(runs[0]["t"], y.min(0), y.max(0), color=c[name], alpha=0.18, lw=0)
+            _band(ax, runs[0]["t"], [r["accuracy"] for r in runs], c[name], name, STYLE.get(name, "-"))
         ax.axhline(np.mean(res[study]["init"]), color="0.5", lw=1, ls="--", label="untrained start")
         ax.axhline(1 / cfg.n_way, color="0.5", lw=0.8, ls=":", label="chance")
         ax.set(xlabel="meta-iteration", ylim=(0, 1), title=title)

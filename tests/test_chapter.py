@@ -247,3 +247,14 @@ def test_fo_maml_smoke_numbers(smoke_runs):
         # on the smooth (GELU) network the symmetric estimator is far closer to MAML than FO-MAML
         assert s["network_error"]["gelu"]["sym"] < 0.1 * s["network_error"]["gelu"]["FO-MAML"]
     assert m["memory_growth"]["steps"]["FO-MAML"] == 1.0 and m["memory_growth"]["steps"]["MAML"] > 1.2
+
+
+def test_comigs_smoke_numbers(smoke_runs):
+    """The brief's smoke assertions S1 and S4: every method below the frozen base's loss, and the
+    uploads equal to the closed form, the expert part of 1G1S's exactly half of FedAvg's."""
+    m, p = smoke_numbers(smoke_runs, "comigs")
+    assert m["payload_error"] == 0 and m["payload_ratio_experts"] == 0.5
+    assert m["uploads"]["Local"] == 0 and m["uploads"]["1G1S"] < m["uploads"]["FedAvg"]
+    for s in m["per_seed"]:
+        assert set(s["ce"]) == set(p["methods"]) and s["worst_minus_base"] < 0
+        assert all(0 <= w <= 1 for v in s["specialist_weight"].values() for w in v)

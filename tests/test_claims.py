@@ -164,10 +164,24 @@ FM_CONTRADICT = {
     "memory-steps": {"memory_growth_ratio": {"steps": 1.1, "channels": 2.0}},  # MAML grows like the others
     "memory-channels": {"memory_growth_ratio": {"steps": 3.0, "channels": 0.8}},
 }
+CM_AGREE = {"gain_vs_local": 0.15, "gain_vs_fedavg": 0.17, "fedavg_shared_margin": -0.3, "local_private_margin": -0.6,
+            "comigs_excess_max": 0.05, "gate_gap": {"1G1S": 0.1}, "bilevel_minus_joint": -0.05,
+            "gap_increment_min": 0.1}
+CM_CONTRADICT = {
+    "beats-local": {"gain_vs_local": 0.02},  # better, but within the margin
+    "beats-fedavg": {"gain_vs_fedavg": 0.05},
+    "fedavg-shared": {"fedavg_shared_margin": 0.0},  # a tie is not "best"
+    "local-private": {"local_private_margin": 0.01},
+    "comigs-near-best": {"comigs_excess_max": 0.4},  # far above FedAvg on shared tokens
+    "router-private": {"gate_gap": {"1G1S": 0.01}},
+    "bilevel-noninferior": {"bilevel_minus_joint": 0.02},  # worse than joint by more than the margin
+    "heterogeneity": {"gap_increment_min": math.nan},  # a sweep of one alpha has no trend
+}
 CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT),
          "deep-grokking": (DG_AGREE, DG_CONTRADICT), "sparsity-quantization": (SQ_AGREE, SQ_CONTRADICT),
          "hyperinf": (HI_AGREE, HI_CONTRADICT), "cobo": (CB_AGREE, CB_CONTRADICT),
-         "cubic-newton": (CN_AGREE, CN_CONTRADICT), "fo-maml": (FM_AGREE, FM_CONTRADICT)}
+         "cubic-newton": (CN_AGREE, CN_CONTRADICT), "fo-maml": (FM_AGREE, FM_CONTRADICT),
+         "comigs": (CM_AGREE, CM_CONTRADICT)}
 
 
 def report(cid):

@@ -32,4 +32,7 @@ ENTRIES = [
     dict(id="cobo", title="CoBo: collaborative learning as a bilevel problem",
          part="Collaborative learning", module="cobo", datasets=(),
          minutes={"smoke": 0.7, "cpu": 10, "gpu": 8}),
+    dict(id="comigs", title="CoMiGS: collaborative LoRA experts, generalists and specialists",
+         part="Collaborative learning", module="comigs", datasets=(),
+         minutes={"smoke": 0.5, "cpu": 13, "gpu": 5}, contract=2),
 ]

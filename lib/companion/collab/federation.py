@@ -11,7 +11,9 @@ Schedule, as the released `collab_utils/clients.py` runs it: every round, every 
 `local_steps` AdamW steps on its adapters (cosine from lr to lr/10 over all steps); after every
 `router_every`-th expert step (a counter kept across rounds) it takes `router_iters` AdamW steps
 on its router (constant lr) with the experts fixed; then the server replaces every shared tensor
-by its mean over the users who hold it (uniform weights, not data-size weighted).
+by its mean over the users who hold it (uniform weights, not data-size weighted). As in the
+released `collab_run.py`, the last round's average is uploaded but not sent back: a user's final
+model is its state after its last local steps (`Schedule.final_average` applies it).
 
 The released code fills the router's gradient during expert steps and zeroes only the expert
 optimiser's, so a router phase starts from ~`router_every` accumulated training gradients, and the
@@ -77,12 +79,13 @@ class Schedule:
     router_iters: int = 10   # r: router steps per phase
     quirk: bool = False      # reproduce the released code's gradient leakage
     eval_every: int = 0      # expert steps between two validation evaluations (0: none)
+    final_average: bool = False  # apply the last round's average to the users (the released code does not)
 
 
-def average(model: MoEGPT, shared: Callable[[str], bool], payload=None) -> dict:
-    """Replace every shared tensor by its mean over the users holding it; `payload(sent)` sees
-    exactly what is uploaded: name -> (mask of senders (U,), tensor (U, ...)). Returns the
-    number of parameters each user uploaded (U,)."""
+def average(model: MoEGPT, shared: Callable[[str], bool], payload=None, apply: bool = True) -> dict:
+    """Replace every shared tensor by its mean over the users holding it (unless not `apply`);
+    `payload(sent)` sees exactly what is uploaded: name -> (mask of senders (U,), tensor (U, ...)).
+    Returns the number of parameters each user uploaded (U,)."""
     sent = {n: (model.holders(n), p.detach()) for n, p in model.trainable().items() if shared(n)}
     if payload is not None:
         payload(sent)
@@ -90,6 +93,8 @@ def average(model: MoEGPT, shared: Callable[[str], bool], payload=None) -> dict:
     with torch.no_grad():
         for n, (who, t) in sent.items():
             counts += who.cpu().long() * t[0].numel()
+            if not apply:
+                continue
             mean = t[who].mean(0)
             p = dict(model.named_parameters())[n]
             p[who] = mean.expand_as(p[who])
@@ -112,8 +117,9 @@ class Trace:
 
 def train(model: MoEGPT, method: Method, batch: Callable, sch: Schedule, *, payload=None, trace=None,
           evaluate=None, on_router_step=None) -> dict:
-    """Train the users' models in place. batch(split, n) -> (x, y), each (U, n, T), from the
-    users' "train" or "val" streams. `evaluate(model)` -> value is called every sch.eval_every
+    """Train the users' models in place. batch(split, n, phase) -> (x, y), each (U, n, T), from the
+    users' "train" or "val" streams (phase "expert" or "router": a router on training data draws
+    from its own stream, so that the expert steps see the same batches as with a router on validation). `evaluate(model)` -> value is called every sch.eval_every
     expert steps; `on_router_step(model, x, y)` runs just before every router update, with the
     gradients in `.grad` (tests). Returns the upload counts per round and the evaluations."""
     params = model.trainable()
@@ -132,7 +138,7 @@ def train(model: MoEGPT, method: Method, batch: Callable, sch: Schedule, *, payl
     uploads, evals, k = [], [], 0
 
     def step(optimizer, tensors, split, phase):
-        x, y = batch(split, sch.batch)
+        x, y = batch(split, sch.batch, phase)
         trace(phase, split)
         loss = model.loss(x, y).sum()  # user u's gradient is that of its own loss
         if sch.quirk:  # the released code: backward fills every .grad, each optimiser zeroes its own after stepping
@@ -146,7 +152,7 @@ def train(model: MoEGPT, method: Method, batch: Callable, sch: Schedule, *, payl
         optimizer.zero_grad(set_to_none=True)
         return loss.detach()
 
-    for _ in range(sch.rounds):
+    for rnd in range(sch.rounds):
         for _ in range(sch.local_steps):
             step(opt, phase_params, "train", "expert")
             cos.step()
@@ -156,7 +162,8 @@ def train(model: MoEGPT, method: Method, batch: Callable, sch: Schedule, *, payl
                     step(ropt, routers, "val" if method.router == "val" else "train", "router")
             if evaluate is not None and sch.eval_every and k % sch.eval_every == 0:
                 evals.append((k, evaluate(model)))
-        uploads.append(average(model, method.shared, payload))
+        # the released code never sends the last average back: every user ends with its own last local state
+        uploads.append(average(model, method.shared, payload, apply=rnd < sch.rounds - 1 or sch.final_average))
     return {"uploads": torch.stack(uploads), "evals": evals}
 
 

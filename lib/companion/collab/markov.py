@@ -96,10 +96,10 @@ def users(alpha, tokens: dict, vocab: int = 32, concentration: float = 0.1, seg=
     P = chains(U + 1, vocab, concentration, seed)  # P[0] = S, P[1 + i] = U_i
     if control:
         P[1:] = P[0]
-    gen = torch.Generator().manual_seed(seed + 1)
     out = {}
     for k, split in enumerate(("train", "val", "test")):
-        n = tokens[split]
+        gen = torch.Generator().manual_seed(seed + 1 + 7919 * k)  # one stream per split: a split's length
+        n = tokens[split]                                          # leaves the others unchanged
         lengths = torch.tensor([n] * U if isinstance(n, int) else list(n))
         L = int(lengths.max())
         src = segments(U, L, torch.tensor(alpha, dtype=torch.float64), seg, gen)

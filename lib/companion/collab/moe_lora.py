@@ -79,19 +79,24 @@ def gate(z: torch.Tensor, present: torch.Tensor, top_k: int) -> torch.Tensor:
 
 
 def load_balance(z: torch.Tensor, present: torch.Tensor, top_k: int, importance: float) -> torch.Tensor:
-    """The released code's load-balancing term per user (U,): E^2 (1/E) sum_e f_e Pbar_e c_e with
-    f_e the share of top-k slots taken by e (each token's k slots weigh 1/k), Pbar_e the mean of
-    softmax(z~), z~ keeping the top-k logits and setting the others to 0, and c_0 = 1/(E iota),
-    c_e = (E - 1) / ((1 - iota) E) for e >= 1 (iota = expert 0's importance). E is the user's
-    own number of experts. Constant in z when top_k >= E and all c_e are equal."""
+    """The released code's load-balancing term per user (U,), `models/gating.py`
+    (get_load_balancing_loss): E^2 (1/E) sum_e f_e Pbar_e c_e with f_e the share of top-k slots
+    taken by e (each token's k slots weigh 1/k); Pbar_e the mean over tokens of softmax(z~), z~
+    keeping the top-k logits and setting the others to 0 (top_k >= 2), or of the gate p_e* at the
+    chosen expert, 0 elsewhere (top_k = 1); c_0 = 1/(E iota), c_e = (E - 1) / ((1 - iota) E) for
+    e >= 1 (iota = expert 0's importance). E is the user's own number of experts. Constant in z when
+    top_k >= E and all c_e are equal."""
     E = present.sum(1).to(z.dtype)  # (U,)
     z = z.masked_fill(~present[:, None, :], -math.inf)
     k = min(top_k, z.shape[-1])
     top = z.topk(k, -1).indices
     keep = torch.zeros_like(z, dtype=torch.bool).scatter(-1, top, True) & present[:, None, :]
     f = keep.to(z.dtype).mean(1) / torch.minimum(torch.full_like(E, k), E)[:, None]
-    ztil = torch.where(keep, z, torch.where(present[:, None, :], torch.zeros_like(z), z))
-    P = torch.softmax(ztil, -1).mean(1)
+    if k == 1:
+        P = gate(z, present, 1).mean(1)
+    else:
+        ztil = torch.where(keep, z, torch.where(present[:, None, :], torch.zeros_like(z), z))
+        P = torch.softmax(ztil, -1).mean(1)
     c = torch.where(torch.arange(z.shape[-1], device=z.device) == 0, 1 / (E[:, None] * importance),
                     (E[:, None] - 1) / ((1 - importance) * E[:, None]))
     return E * (f * P * c * present).sum(1)

@@ -199,11 +199,13 @@ def fine_tune(cfg: Config, base: GPT, method: str, alpha: float, train_tokens, s
     m = F.METHODS[method]
     model = MoEGPT(base, n_experts, cfg.rank, cfg.lora_alpha, cfg.attn_lora, m.gating, cfg.top_k,
                    lb_weight=cfg.lb_weight, seed=30_000 + seed).to(dev)
-    # the streams' own generator is seeded seed + 1 (markov.users): the batches and the adapters use others
-    gens = {"train": torch.Generator().manual_seed(10_000 + seed), "val": torch.Generator().manual_seed(20_000 + seed)}
+    # the streams' own generators are seeded from seed (markov.users): the batches and the adapters use others
+    gens = {("train", "expert"): torch.Generator().manual_seed(10_000 + seed),
+            ("val", "router"): torch.Generator().manual_seed(20_000 + seed),
+            ("train", "router"): torch.Generator().manual_seed(40_000 + seed)}
 
-    def batch(split, n):
-        x, y, _ = getattr(us, split).batch(n, cfg.seq_len, gens[split])
+    def batch(split, n, phase):
+        x, y, _ = getattr(us, split).batch(n, cfg.seq_len, gens[split, phase])
         return x.to(dev), y.to(dev)
     x, y, sx, sy = (t.to(dev) for t in us.test.windows(cfg.seq_len))
     n = max(1, min(x.shape[1], cfg.curve_tokens // cfg.seq_len))  # the curves' windows: the first of the test set

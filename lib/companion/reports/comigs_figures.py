@@ -77,9 +77,10 @@ def routing_figure(res: dict, metrics: dict, cfg, users=(0, 1)):
     col = colors(3)
     width = 0.18
     series = [("1G1S", [s["gate_gap_layers"]["1G1S"] for s in per], col[0])]
-    for m in ("2S", "2G"):
+    for m in ("2S", "2G"):  # their expert 1 is a specialist (2S: as is expert 0) or a generalist (2G)
         if all(m in s["gate_gap_layers"] for s in per):
-            series.append((m, [s["gate_gap_layers"][m] for s in per], col[len(series)]))
+            series.append((f"{LABELS[m]} (expert-1 weight)", [s["gate_gap_layers"][m] for s in per],
+                           col[len(series)]))
     if "control_gate_gap_layers" in metrics:
         series.append(("1G1S, control users", [metrics["control_gate_gap_layers"]], "0.6"))
     for k, (name, vals, c) in enumerate(series):

@@ -257,6 +257,8 @@ def words(metrics: dict) -> dict:
                 {a: v["1G1S"] for a, v in mean["sweep_ce"].items()}).replace("+", "") + "."
                 if all("1G1S" in v for v in mean["sweep_ce"].values()) else
                 "CoMiGS-1G1S is not part of this scale's sweep (for time; the gpu preset runs it)."),
+            "leak_side": ("lower" if "ablation_ce" in metrics and metrics["ablation_ce"]["1G1S-leak"]
+                          < metrics["ablation_ce"]["1G1S"] else "not lower"),
             "gating": ("dense gating (the top-k logits are all of them)" if metrics["top_k"] >= metrics["experts"]
                        else "top-k gating (the other experts get no weight)"),
             "gating_effect": ("every expert contributes to every token, and the router shifts the mixture rather "

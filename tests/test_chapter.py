@@ -257,4 +257,4 @@ def test_comigs_smoke_numbers(smoke_runs):
     assert m["uploads"]["Local"] == 0 and m["uploads"]["1G1S"] < m["uploads"]["FedAvg"]
     for s in m["per_seed"]:
         assert set(s["ce"]) == set(p["methods"]) and s["worst_minus_base"] < 0
-        assert all(0 <= w <= 1 for v in s["specialist_weight"].values() for w in v)
+        assert all(0 <= w <= 1 for v in s["specialist_weight"].values() for w in v.values())

@@ -65,11 +65,12 @@ def metrics(res: dict, cfg) -> dict:
             "ce_base": float(res["base_eval"][i].mean()),
             "gate_gap": {m: _gate_gap(r) for m, r in routed.items()},
             "gate_gap_layers": {m: [_gate_gap(r, l) for l in range(cfg.n_layer)] for m, r in routed.items()},
-            "specialist_weight": {m: [float(v) for v in r["specialist_weight"][-1].mean(0)] for m, r in routed.items()},
+            "specialist_weight": {m: dict(zip(SOURCES, (float(v) for v in r["specialist_weight"][-1].mean(0))))
+                                  for m, r in routed.items()},
             "gain_vs_local": ce["Local"] - ce["1G1S"], "gain_vs_fedavg": ce["FedAvg"] - ce["1G1S"],
             "fedavg_shared_margin": src["FedAvg"][0] - min(v[0] for m, v in src.items() if m != "FedAvg"),
             "local_private_margin": src["Local"][1] - src["FedAvg"][1],
-            "comigs_excess": [src["1G1S"][k] - best[k] for k in range(2)],
+            "comigs_excess": {SOURCES[k]: src["1G1S"][k] - best[k] for k in range(2)},
             "comigs_excess_max": max(src["1G1S"][k] - best[k] for k in range(2)),
             "bilevel_minus_joint": ce["1G1S"] - ce["1G1S-joint"],
             "users_beating_both": float(((users_1g1s < main["Local"]["ce"]) & (users_1g1s < main["FedAvg"]["ce"]))

@@ -98,7 +98,6 @@ def metrics(res: dict, cfg) -> dict:
            "scarce_ce_first_seed": {m: v for m, v in per_seed[0]["ce"].items() if m in plent},
            "plentiful_gain_vs_local": (_ce(plent["Local"]) - _ce(plent["1G1S"])) if "1G1S" in plent else math.nan,
            "scarce_gain_vs_local_first_seed": per_seed[0]["gain_vs_local"],
-           "seconds": {m: float(r["seconds"]) for m, r in first.items()},
            "experts": cfg.experts, "top_k": cfg.top_k}
     if "ablation" in res:
         abl = res["ablation"]
@@ -258,6 +257,11 @@ def words(metrics: dict) -> dict:
                 {a: v["1G1S"] for a, v in mean["sweep_ce"].items()}).replace("+", "") + "."
                 if all("1G1S" in v for v in mean["sweep_ce"].values()) else
                 "CoMiGS-1G1S is not part of this scale's sweep (for time; the gpu preset runs it)."),
+            "variants": (f"CoMiGS-2S, with no communication at all, differs from Local only by its learnt router and the "
+                         f"validation data the router learns from ({mean['ce']['2S']:.3f}); CoMiGS-2G, with both experts "
+                         f"shared and a router per user, reaches {mean['ce']['2G']:.3f}."
+                         if {"2S", "2G"} <= set(mean["ce"]) else "CoMiGS-2S and -2G are not part of this scale's "
+                         "comparison."),
             "leak_side": ("lower" if "ablation_ce" in metrics and metrics["ablation_ce"]["1G1S-leak"]
                           < metrics["ablation_ce"]["1G1S"] else "not lower"),
             "gating": ("dense gating (the top-k logits are all of them)" if metrics["top_k"] >= metrics["experts"]

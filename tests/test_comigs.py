@@ -73,8 +73,13 @@ def test_the_control_users_have_the_same_chain_but_the_labels():
     (dict(seg_min=40), "seg_min"),
     (dict(seq_len=128, train_tokens=100), "train_tokens"),
     (dict(d_model=30), "divisible"),
+    (dict(data="shakespeare", seg_max=20000), "seg_max"),
 ])
 def test_bad_configurations_are_refused_with_the_reason(change, needle):
     cfg = dataclasses.replace(E.SCALES["cpu"], **change)
     with pytest.raises(ParamError, match=needle):
         cfg.validate()
+
+
+def test_the_text_data_declare_their_dataset():
+    assert E.SCALES["gpu"].datasets() == ("tinyshakespeare",) and E.SCALES["cpu"].datasets() == ()

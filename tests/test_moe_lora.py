@@ -302,3 +302,32 @@ def test_the_last_average_is_uploaded_but_not_sent_back_by_default():
     out = F.train(m, F.METHODS["1G1S"], _batches(2), F.Schedule(rounds=2, local_steps=3, batch=3))
     g = next(p for n, p in m.trainable().items() if ".experts.0." in n)
     assert not torch.equal(g[0], g[1]) and out["uploads"].shape == (2, 2) and (out["uploads"] > 0).all()
+
+
+def test_text_users_draw_each_segment_from_its_labelled_part():
+    """With distinct ids (token = its position in the corpus) every private-labelled token lies in
+    the user's own part of its split, every shared one in the shared part, consecutive tokens of a
+    segment are consecutive text, and train and test text never overlap; the control draws private
+    segments from the shared text."""
+    from companion.collab import text_users as TU
+    ids = torch.arange(40_000)
+    us = TU.users(ids, (0.3, 0.7), dict(train=3000, val=500, test=2000), seg=(8, 24), seed=1)
+    reg = TU.regions(ids, 2)
+    for split in ("train", "val", "test"):
+        sp = getattr(us, split)
+        shared = TU.part(reg[1], split)
+        for u in range(2):
+            own = TU.part(reg[2 + u], split)
+            tok, src = sp.tokens[u, :int(sp.lengths[u])], sp.source[u, :int(sp.lengths[u])]
+            inside = lambda t, p: (t >= p[0]) & (t <= p[-1])  # noqa: E731
+            assert inside(tok[src == markov.PRIVATE], own).all() and inside(tok[src == markov.SHARED], shared).all()
+            if split == "train":
+                assert abs(float((src == markov.PRIVATE).float().mean()) - (0.3, 0.7)[u]) < 0.15
+            # consecutive text inside segments: a break at most once per segment (segments >= 8 tokens)
+            assert float((tok[1:] - tok[:-1] == 1).float().mean()) > 1 - 1 / 8 - 0.02
+    assert int(TU.part(reg[2], "train")[-1]) < int(TU.part(reg[2], "test")[0])
+    ctrl = TU.users(ids, (0.5,), dict(train=2000, val=200, test=200), seg=(8, 24), seed=1, control=True)
+    shared = TU.part(TU.regions(ids, 1)[1], "train")
+    assert ((ctrl.train.tokens >= shared[0]) & (ctrl.train.tokens <= shared[-1])).all()
+    assert (ctrl.train.source == markov.PRIVATE).any()
+    assert int(TU.pretraining(ids, 2)[-1]) < int(reg[1][0])

@@ -34,5 +34,5 @@ ENTRIES = [
          minutes={"smoke": 0.7, "cpu": 10, "gpu": 8}),
     dict(id="comigs", title="CoMiGS: collaborative LoRA experts, generalists and specialists",
          part="Collaborative learning", module="comigs", datasets=(),
-         minutes={"smoke": 0.5, "cpu": 14, "gpu": 5}, contract=2),
+         minutes={"smoke": 0.5, "cpu": 15, "gpu": 5}, contract=2),
 ]

@@ -29,13 +29,14 @@ import torch
 
 from companion import train as T
 from companion.collab import federation as F
-from companion.collab import markov
+from companion.collab import markov, text_users
 from companion.collab.moe_lora import MoEGPT
 from companion.models.gpt import GPT, GPTConfig
 from companion.params import ParamError, param
 from companion.results import cached, config_key
 
 CHAPTER = "comigs"
+SHAKESPEARE_CHARS = 1_115_394  # length of tinyshakespeare.txt (its SHA-256 is checked by companion.data)
 METHOD_NAMES = tuple(F.METHODS)
 
 
@@ -44,8 +45,12 @@ class Config:
     seed: int = param(0, "first seed (chains, streams, adapters, batches)", range=(0, 2**31 - 1))
     n_seeds: int = param(3, "seeds of the main and sweep runs", range=(1, 100))
     # users
+    data: str = param("markov", "users' text: markov (synthetic chains) or shakespeare (slices of Tiny Shakespeare: "
+                      "one shared slice, one private slice per user, a third for pretraining)",
+                      choices=("markov", "shakespeare"))
     users: int = param(8, "users", range=(1, 256))
-    vocab: int = param(32, "vocabulary of the Markov chains", range=(2, 4096))
+    vocab: int = param(32, "vocabulary of the Markov chains (data=shakespeare: the corpus's characters)",
+                       range=(2, 4096))
     concentration: float = param(0.1, "Dirichlet concentration of every chain's rows (small: peaked rows)",
                                  range=(1e-3, 100.0))
     seg_min: int = param(8, "shortest segment (tokens from one chain)", range=(1, 10**6))
@@ -124,13 +129,18 @@ class Config:
                              f"({len(self.hetero_tokens)} users) must have one entry per user each")
         if self.alpha not in self.alphas:
             raise ParamError(f"alphas must include alpha ({self.alpha}); got {self.alphas}")
+        if self.data == "shakespeare":
+            shortest = 0.15 * SHAKESPEARE_CHARS // (max(self.users, len(self.hetero_experts)) + 2)  # a val part
+            if self.seg_max >= shortest:
+                raise ParamError(f"seg_max ({self.seg_max}) must be below {int(shortest)}, the shortest text part "
+                                 f"of {self.users} users' slices of Tiny Shakespeare")
         for name in ("train_tokens", "val_tokens", "test_tokens", "plentiful_tokens", "hetero_tokens"):
             v = getattr(self, name)
             if min(v if isinstance(v, tuple) else (v,)) < self.seq_len + 2:
                 raise ParamError(f"{name} ({getattr(self, name)}) must exceed seq_len + 1 ({self.seq_len + 1})")
 
     def datasets(self) -> tuple:
-        return ()
+        return ("tinyshakespeare",) if self.data == "shakespeare" else ()
 
     def schedule(self, quirk: bool = False) -> F.Schedule:
         return F.Schedule(rounds=self.rounds, local_steps=self.local_steps, batch=self.batch, lr=self.lr,
@@ -148,26 +158,52 @@ SCALES = {
                     hetero_experts=(2, 3), hetero_tokens=(1200, 400)),
     "cpu": Config(),
     # proposal for one H200 (unmeasured): a wider base, the paper's batch of 64 sequences
-    "gpu": Config(n_layer=4, d_model=128, seq_len=128, pretrain_steps=2000, pretrain_batch=64, batch=64,
+    "gpu": Config(data="shakespeare", seg_min=64, seg_max=256, n_layer=4, d_model=128, seq_len=128, pretrain_steps=2000, pretrain_batch=64, batch=64,
                   train_tokens=4000, val_tokens=2000, test_tokens=40000, plentiful_tokens=40000,
                   sweep_methods=("Local", "FedAvg", "1G1S"), plentiful_methods=("Local", "FedAvg", "1G1S", "1G1S-joint"),
                   hetero=True, hetero_tokens=(20000, 8000, 2000, 4000)),
 }
 
-BASE = ("vocab", "concentration", "seg_min", "seg_max", "n_layer", "d_model", "n_head", "seq_len", "pretrain_steps",
+BASE = ("data", "vocab", "concentration", "seg_min", "seg_max", "n_layer", "d_model", "n_head", "seq_len", "pretrain_steps",
         "pretrain_chains", "pretrain_tokens", "pretrain_lr", "pretrain_batch")
 RUN = BASE + ("users", "val_tokens", "test_tokens", "rank", "lora_alpha", "attn_lora", "experts", "top_k",
               "lb_weight", "rounds", "local_steps", "batch", "lr", "weight_decay", "router_every", "router_iters",
               "eval_every", "curve_tokens")
 
 
+def _corpus():
+    """Tiny Shakespeare as character ids, and its characters."""
+    from companion.data import CharCorpus
+    c = CharCorpus.load("tinyshakespeare", val_frac=0.0)
+    return c.train, "".join(c.vocab)
+
+
+def _vocab(cfg: Config) -> int:
+    return cfg.vocab if cfg.data == "markov" else len(_corpus()[1])
+
+
+def _gpt(cfg: Config) -> GPT:
+    return GPT(GPTConfig(vocab_size=_vocab(cfg), seq_len=cfg.seq_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                         d_model=cfg.d_model, style="gpt2"))
+
+
+def _users(cfg: Config, alpha: float, n_users: int, tokens: dict, seed: int, control: bool = False):
+    if cfg.data == "markov":
+        return markov.users((alpha,) * n_users, tokens, cfg.vocab, cfg.concentration, (cfg.seg_min, cfg.seg_max),
+                            seed, control)
+    return text_users.users(_corpus()[0], (alpha,) * n_users, tokens, (cfg.seg_min, cfg.seg_max), seed, control)
+
+
 def pretrain(cfg: Config, dev=None) -> dict:
-    """The base GPT's weights, pretrained on a stream of generic chains (not the users')."""
-    stream = markov.generic(cfg.pretrain_chains, cfg.pretrain_tokens, cfg.vocab, cfg.concentration,
-                            (cfg.seg_min, cfg.seg_max))
+    """The base GPT's weights, pretrained on text that is no user's: generic chains (markov) or the
+    corpus's first region (shakespeare)."""
+    if cfg.data == "markov":
+        stream = markov.generic(cfg.pretrain_chains, cfg.pretrain_tokens, cfg.vocab, cfg.concentration,
+                                (cfg.seg_min, cfg.seg_max))
+    else:
+        stream = text_users.pretraining(_corpus()[0], cfg.users)
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=cfg.vocab, seq_len=cfg.seq_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                          d_model=cfg.d_model, style="gpt2")).to(dev or "cpu")
+    model = _gpt(cfg).to(dev or "cpu")
     gen = torch.Generator().manual_seed(0)
 
     def batch(t):
@@ -180,8 +216,7 @@ def pretrain(cfg: Config, dev=None) -> dict:
 
 
 def _base(cfg: Config, state: dict, dev) -> GPT:
-    model = GPT(GPTConfig(vocab_size=cfg.vocab, seq_len=cfg.seq_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                          d_model=cfg.d_model, style="gpt2"))
+    model = _gpt(cfg)
     model.load_state_dict(state)
     return model.to(dev or "cpu")
 
@@ -194,8 +229,8 @@ def fine_tune(cfg: Config, base: GPT, method: str, alpha: float, train_tokens, s
     import time
     dev = dev or torch.device("cpu")
     n_experts = tuple(n_experts or (cfg.experts,) * cfg.users)
-    us = markov.users((alpha,) * len(n_experts), dict(train=train_tokens, val=cfg.val_tokens, test=cfg.test_tokens),
-                      cfg.vocab, cfg.concentration, (cfg.seg_min, cfg.seg_max), seed, control)
+    us = _users(cfg, alpha, len(n_experts), dict(train=train_tokens, val=cfg.val_tokens, test=cfg.test_tokens), seed,
+                control)
     m = F.METHODS[method]
     model = MoEGPT(base, n_experts, cfg.rank, cfg.lora_alpha, cfg.attn_lora, m.gating, cfg.top_k,
                    lb_weight=cfg.lb_weight, seed=30_000 + seed).to(dev)
@@ -249,7 +284,7 @@ def run(cfg: Config, dev=None, progress: bool = True) -> dict:
     pre = cached(CHAPTER, "base", base_key, lambda _ckpt: pretrain(cfg, dev))
     base = _base(cfg, pre["state"], dev)
     run_key = config_key(cfg, drop=tuple(f for f in cfg.__dataclass_fields__ if f not in RUN))
-    out = {"base_loss": pre["loss"]}
+    out = {"base_loss": pre["loss"], "alphabet": None if cfg.data == "markov" else _corpus()[1]}
     for group, specs in plan(cfg).items():
         out[group] = []
         for method, alpha, tokens, seed, quirk, control in specs:
@@ -273,8 +308,7 @@ def _base_eval(cfg: Config, base: GPT, dev) -> list:
     """The base model's test CE per user and seed at alpha (the start every method improves on)."""
     out = []
     for s in range(cfg.seed, cfg.seed + cfg.n_seeds):
-        us = markov.users((cfg.alpha,) * cfg.users, dict(train=cfg.train_tokens, val=cfg.val_tokens,
-                          test=cfg.test_tokens), cfg.vocab, cfg.concentration, (cfg.seg_min, cfg.seg_max), s)
+        us = _users(cfg, cfg.alpha, cfg.users, dict(train=cfg.train_tokens, val=cfg.val_tokens, test=cfg.test_tokens), s)
         x, y, sx, sy = (t.to(dev or "cpu") for t in us.test.windows(cfg.seq_len))
         with torch.no_grad():
             model = MoEGPT(base, (1,) * cfg.users, 1, 1.0, (), "uniform").to(dev or "cpu")  # B = 0: the base itself

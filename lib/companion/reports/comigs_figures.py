@@ -10,6 +10,12 @@ from companion.reports.comigs import LABELS, _by_method
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+def _symbol(alphabet: str, i) -> str:
+    """The character of token i, spaces and newlines made visible."""
+    c = alphabet[int(i) % len(alphabet)]
+    return {" ": "·", "\n": "⏎"}.get(c, c)
+
+
 def _seed_points(ax, xs, per_seed, color):
     for x, vals in zip(xs, per_seed):
         ax.plot([x] * len(vals), vals, "o", ms=3, color="0.15", zorder=3, alpha=0.8)
@@ -97,6 +103,7 @@ def routing_figure(res: dict, metrics: dict, cfg, users=(0, 1)):
     run = _by_method(res["main"], cfg.seed)["1G1S"]
     g = run["gates_first_window"][-1].numpy()  # (U, T)
     x, sx = run["first_window"]["x"].numpy(), run["first_window"]["sx"].numpy()
+    alphabet = res.get("alphabet") or ALPHABET
     half = max(0.05, float(np.abs(g[list(users)] - 0.5).max()))  # colours centred on an even mixture
     norm = plt.Normalize(0.5 - half, 0.5 + half)
     cmap = plt.get_cmap("coolwarm")
@@ -105,7 +112,7 @@ def routing_figure(res: dict, metrics: dict, cfg, users=(0, 1)):
         y0 = -row * 2.0
         for t in range(T):
             b.add_patch(Rectangle((t, y0), 1, 1, color=cmap(norm(g[u, t]))))
-            b.text(t + 0.5, y0 + 0.5, ALPHABET[x[u, t] % len(ALPHABET)], ha="center", va="center", fontsize=6,
+            b.text(t + 0.5, y0 + 0.5, _symbol(alphabet, x[u, t]), ha="center", va="center", fontsize=6,
                    family="monospace")
             if sx[u, t] == markov.PRIVATE:
                 b.add_patch(Rectangle((t, y0 - 0.35), 1, 0.25, color="k"))

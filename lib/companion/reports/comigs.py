@@ -236,7 +236,7 @@ def words(metrics: dict) -> dict:
     mean = metrics["mean"]
     p = metrics["plentiful_ce"]
     best_plent = min(p, key=p.get)
-    return {"order": _order(mean["ce"]), "order_plentiful": _order(p), "best_plentiful": LABELS[best_plent],
+    return {"order": _order(mean["ce"]), "order_plentiful": _order(p),
             "plentiful_1g1s_side": ("still the lowest" if best_plent == "1G1S" else
                                     f"no longer the lowest ({LABELS[best_plent]} is)"),
             "payload_full_pct": f"{metrics['payload_ratio_full']:.1%}",

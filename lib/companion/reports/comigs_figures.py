@@ -16,7 +16,7 @@ def _symbol(alphabet: str, i) -> str:
     return {" ": "·", "\n": "⏎"}.get(c, c)
 
 
-def _seed_points(ax, xs, per_seed, color):
+def _seed_points(ax, xs, per_seed):
     for x, vals in zip(xs, per_seed):
         ax.plot([x] * len(vals), vals, "o", ms=3, color="0.15", zorder=3, alpha=0.8)
 
@@ -30,7 +30,7 @@ def loss_figure(metrics: dict, methods):
     xs = np.arange(len(methods))
     mean = [metrics["mean"]["ce"][m] for m in methods]
     a.bar(xs, mean, color=col)
-    _seed_points(a, xs, [[s["ce"][m] for s in per] for m in methods], "k")
+    _seed_points(a, xs, [[s["ce"][m] for s in per] for m in methods])
     lo = min(min(s["ce"][m] for s in per) for m in methods)
     hi = max(max(s["ce"][m] for s in per) for m in methods)
     a.set(ylim=(lo - 0.15, hi + 0.08), ylabel="test CE (nats / token)", title="(a) mean over users")
@@ -39,11 +39,11 @@ def loss_figure(metrics: dict, methods):
     for k, (src, hatch) in enumerate((("shared", ""), ("private", "//"))):
         vals = [metrics["mean"][f"ce_{src}"][m] for m in methods]
         b.bar(xs + (k - 0.5) * w, vals, w, color=col, hatch=hatch, edgecolor="white", label=f"{src}-source tokens")
-        _seed_points(b, xs + (k - 0.5) * w, [[s[f"ce_{src}"][m] for s in per] for m in methods], "k")
+        _seed_points(b, xs + (k - 0.5) * w, [[s[f"ce_{src}"][m] for s in per] for m in methods])
     allv = [s[f"ce_{src}"][m] for s in per for m in methods for src in ("shared", "private")]
-    b.set(ylim=(min(allv) - 0.15, max(allv) + 0.15), title="(b) by the source of the target")
+    b.set(ylim=(min(allv) - 0.15, max(allv) + 0.45), title="(b) by the source of the target")  # room for the legend
     b.set_xticks(xs, [LABELS[m].replace("CoMiGS-", "") for m in methods], rotation=35, ha="right")
-    b.legend(loc="upper left", fontsize="x-small")
+    b.legend(loc="upper left", fontsize="x-small", ncol=2)
     fig.tight_layout()
     return fig
 

@@ -26,6 +26,7 @@ class Dataset:
     sha256: str
     url: str
     what: str
+    licence: str = ""
 
 
 DATASETS = {
@@ -46,6 +47,13 @@ DATASETS = {
         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
         "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
         "MNIST test labels",
+    ),
+    "nlp4education-courses": Dataset(
+        "nlp4education/courses.json",
+        "6caa1746b255518c74113b2a304676ab395a44c430b2dc6ed5256cbcd67d112e",
+        "https://raw.githubusercontent.com/epfl-nlp/NLP4Education/6330c50/data/courses.json",
+        "the 54 anonymised course records of Borges et al. (PNAS 2024), unmodified",
+        licence="CC BY-NC-ND 4.0 (online courses: CC BY 4.0)",
     ),
     # the 60,000 training images: not available offline (../shared/data/README.md)
     "mnist-train-images": Dataset(

@@ -258,3 +258,15 @@ def test_comigs_smoke_numbers(smoke_runs):
     for s in m["per_seed"]:
         assert set(s["ce"]) == set(p["methods"]) and s["worst_minus_base"] < 0
         assert all(0 <= w <= 1 for v in s["specialist_weight"].values() for w in v.values())
+
+
+def test_ai_assessment_smoke_numbers(smoke_runs):
+    """The brief's P1-P5 at smoke scale: synthetic grades labelled as such, the fit and its
+    Monte-Carlo check, the invariants, the generator's accuracies recovered."""
+    m, p = smoke_numbers(smoke_runs, "ai-assessment")
+    assert m["data_source"] == "synthetic" and m["watermark"] is True
+    assert m["checks"]["fit_error"] < 1e-6 and m["checks"]["mc_z"] < 4 and m["invariant_violations"] == 0
+    assert m["checks"]["recovery_max_z"] < 4 and m["checks"]["strong_minus_weak_min"] > 0
+    assert m["source"]["courses"] == p["n_courses"] and m["n_strategies"] == {"synthetic-strong": 8,
+                                                                             "synthetic-weak": 8}
+    assert m["implied"]["independence"]["any"] == pytest.approx(1 - 0.342 ** 8)

@@ -177,11 +177,21 @@ CM_CONTRADICT = {
     "bilevel-noninferior": {"bilevel_minus_joint": 0.02},  # worse than joint by more than the margin
     "heterogeneity": {"gap_increment_min": math.nan},  # a sweep of one alpha has no trend
 }
+AI_CLAIMS = {"independence_gap": 0.149, "rho_min": 0.61, "pass_single_0.6": {"min": 0.786, "max": 0.907},
+             "pass_single_0.7": {"min": 0.219, "max": 0.446}, "pass_any_0.7": {"min": 0.979}}
+AI_AGREE = {"claims": AI_CLAIMS}
+AI_CONTRADICT = {
+    "independence-rejected": {"claims": {**AI_CLAIMS, "independence_gap": 0.02}},  # the two numbers nearly independent
+    "implied-correlation": {"claims": {**AI_CLAIMS, "rho_min": 0.3}},
+    "passes-at-0.6": {"claims": {**AI_CLAIMS, "pass_single_0.6": {"min": 0.45, "max": 0.9}}},  # a small course fails
+    "fails-at-0.7": {"claims": {**AI_CLAIMS, "pass_single_0.7": {"min": 0.2, "max": 0.55}}},
+    "any-passes": {"claims": {**AI_CLAIMS, "pass_any_0.7": {"min": 0.9}}},
+}
 CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT),
          "deep-grokking": (DG_AGREE, DG_CONTRADICT), "sparsity-quantization": (SQ_AGREE, SQ_CONTRADICT),
          "hyperinf": (HI_AGREE, HI_CONTRADICT), "cobo": (CB_AGREE, CB_CONTRADICT),
          "cubic-newton": (CN_AGREE, CN_CONTRADICT), "fo-maml": (FM_AGREE, FM_CONTRADICT),
-         "comigs": (CM_AGREE, CM_CONTRADICT)}
+         "comigs": (CM_AGREE, CM_CONTRADICT), "ai-assessment": (AI_AGREE, AI_CONTRADICT)}
 
 
 def report(cid):

@@ -35,4 +35,7 @@ ENTRIES = [
     dict(id="comigs", title="CoMiGS: collaborative LoRA experts, generalists and specialists",
          part="Collaborative learning", module="comigs", datasets=(),
          minutes={"smoke": 0.5, "cpu": 15, "gpu": 5}, contract=2),
+    dict(id="ai-assessment", title="Could ChatGPT get an engineering degree? The measurement and its arithmetic",
+         part="AI & education", module="ai_assessment", datasets=("nlp4education-courses",),
+         minutes={"smoke": 0.3, "cpu": 1, "gpu": 1}, contract=2),
 ]

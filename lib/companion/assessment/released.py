@@ -347,7 +347,8 @@ def load_courses(path) -> pd.DataFrame:
         raise SchemaError(f"{path}: course_year outside {{{', '.join(YEARS)}}} "
                           f"({', '.join(map(repr, frame.course_year[bad].unique()))})")
     if frame.course_id.duplicated().any():
-        raise DuplicateRowError(f"{path}: course_id repeated ({', '.join(frame.course_id[frame.course_id.duplicated()])})")
+        repeated = ", ".join(frame.course_id[frame.course_id.duplicated()])
+        raise DuplicateRowError(f"{path}: course_id repeated ({repeated}); each course appears once")
     return frame
 
 

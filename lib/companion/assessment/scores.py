@@ -188,7 +188,8 @@ def analyse(frame: pd.DataFrame, taus, tau_grid) -> dict:
         pq = per_question(frame, b)
         scores = course_scores(pq, frame, b)
         strategies = sorted(frame.prompt_type.unique())
-        out[b] = {"summary": summary(frame, b, pq), "breakdowns": breakdowns(frame, b, pq, BREAKDOWNS + QUESTION_EXTRAS),
+        out[b] = {"summary": summary(frame, b, pq),
+                  "breakdowns": breakdowns(frame, b, pq, BREAKDOWNS + QUESTION_EXTRAS),
                   "courses": scores,
                   "pass_rate": {m: pass_rates(s, tau_grid, AGGREGATES + tuple(strategies)) for m, s in scores.items()},
                   "programs": {m: program_table(s, programs, taus, AGGREGATES) for m, s in scores.items()},

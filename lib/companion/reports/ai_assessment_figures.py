@@ -121,7 +121,8 @@ def implied_figure(res: dict):
     a.axhline(65.8, color="0.5", lw=0.8, ls=":", label="paper's mean: 65.8%")
     a.set(xlabel="strategies S", ylabel="questions correct (%)", title="(a) correct under ≥ 1 of S", ylim=(60, 101))
     a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), fontsize="x-small", ncol=1)
-    b.plot(S, 100 * np.array(c["majority_independent"]), "--", color=ci, marker="o", ms=3, label="majority, independent")
+    b.plot(S, 100 * np.array(c["majority_independent"]), "--", color=ci, marker="o", ms=3,
+           label="majority, independent")
     b.plot(S, 100 * np.array(c["majority_beta"]), "-", color=cb, marker="o", ms=3, label="majority, Beta-Binomial")
     b.plot(S, 100 * np.array(c["all_beta"]), "-", color=colors(3)[2], marker="s", ms=3, label="all S, Beta-Binomial")
     b.plot(S, 100 * 0.658 ** np.array(S), "--", color=colors(3)[2], lw=1, label="all S, independent")

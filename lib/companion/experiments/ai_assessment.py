@@ -152,7 +152,8 @@ def implications(cfg: Config) -> dict:
                for k, pi in pis.items()}
     n_paper = 5579  # questions in the paper (a secondary summary; see the chapter)
     gap = implied.any_independent(PAPER_MEAN, PAPER_S) - PAPER_ANY
-    fit8 = {**fit8, "any_S7": implied.any_beta(a, b, PAPER_S - 1)}  # open questions have no self-refine
+    fit8 = {**fit8, "none": 1 - fit8["any"],
+            "any_S7": implied.any_beta(a, b, PAPER_S - 1)}  # open questions have no self-refine
     return {"fit": fit8, "fit_S7": fit7, "curves": curves, "pi": pis,
             "independence": {"any": implied.any_independent(PAPER_MEAN, PAPER_S),
                              "majority": implied.majority_independent(PAPER_MEAN, PAPER_S),

@@ -178,24 +178,26 @@ def claims_for(metrics: dict) -> list:
 
 
 COMMON_VERIFICATIONS = [
-    Verification("fit", "The Beta-Binomial fit reproduces the two numbers",
+    Verification("fit", "The fit reproduces both numbers",
                  lambda m: m["checks"]["fit_error"], below(1e-6),
                  "max |fitted − 0.658|, |fitted − 0.851| below 1e-6",
                  fmt="{:.1e}"),
-    Verification("monte-carlo", "A Monte-Carlo draw from the fit gives back both numbers",
+    Verification("monte-carlo", "Monte Carlo gives them back",
                  lambda m: m["checks"]["mc_z"], below(4.0),
-                 "max |simulated − paper| / its standard error below 4", fmt="{:.2f}"),
-    Verification("invariants",
-                 "all ≤ majority ≤ any and all ≤ mean ≤ any per question; pass rates fall with τ",
-                 lambda m: m["invariant_violations"], below(0.5), "violations (both binarisations) equal 0",
-                 fmt="{:.0f}"),
+                 "questions drawn from the fitted Beta-Binomial: max |simulated − paper| / its standard error below 4",
+                 fmt="{:.2f}"),
+    Verification("invariants", "The metrics' invariants hold",
+                 lambda m: m["invariant_violations"], below(0.5),
+                 "violations of all ≤ majority ≤ any and all ≤ mean ≤ any per question, and of pass rates "
+                 "non-increasing in τ (both binarisations): 0", fmt="{:.0f}"),
 ]
 SYNTHETIC_VERIFICATIONS = [
-    Verification("recovery", "The pipeline recovers the generator's per-strategy accuracies",
+    Verification("recovery", "Generator's accuracies recovered",
                  lambda m: m["checks"]["recovery_max_z"], below(4.0),
                  "max |measured − expected| / SE over models, strategies and B1/B2 below 4", fmt="{:.2f}"),
-    Verification("strong-weak", "The stronger synthetic model is ahead on mean, any and majority",
-                 lambda m: m["checks"]["strong_minus_weak_min"], above(0.0), "smallest difference above 0",
+    Verification("strong-weak", "Stronger synthetic model ahead",
+                 lambda m: m["checks"]["strong_minus_weak_min"], above(0.0),
+                 "smallest difference on mean, any and majority (B2) above 0",
                  fmt="{:+.3f}"),
 ]
 
@@ -276,11 +278,18 @@ def words(metrics: dict) -> dict:
         if "mcq" in bq and "open_answer" in bq else "not comparable (one question type)"
     return {"data_words": "synthetic grades (SYNTHETIC: they illustrate the pipeline, not the paper's data)" if syn
             else "the released grades",
+            "data_label": "the synthetic grades" if syn else "the released grades",
             "stronger": first, "weaker": second, "mcq_side": mcq_side,
             "models_words": ", ".join(models), "strategies_words": ", ".join(
                 f"{m}: {n}" for m, n in metrics["n_strategies"].items()),
             "grade_encoding": metrics["source"]["grade_encoding"],
             "comparison_words": "not run: this run has no released grades" if syn else "below"}
+
+
+def verdict_words(rows: list) -> dict:
+    """says.<claim id>: the verdict alone ('✓ holds'), for claims read once per run (no seeds)."""
+    from companion.claims import MARK, verdict_of
+    return {f"says.{r['id']}": MARK[verdict_of(r)] for r in rows}
 
 
 def banner(metrics: dict) -> str:

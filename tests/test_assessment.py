@@ -16,9 +16,9 @@ from scipy import integrate, stats
 from companion import chapters, data
 from companion.assessment import implied, released, scores, synthetic
 from companion.experiments import ai_assessment as E
-from companion.plotting import is_marked_synthetic
 from companion.reports import ai_assessment as R
 from companion.reports import ai_assessment_figures as F
+from companion.reports.ai_assessment_figures import is_marked_synthetic
 from conftest import ROOT
 
 TAUS, GRID = (0.5, 0.6, 0.7), (0.3, 0.45, 0.5, 0.6, 0.7, 0.9)

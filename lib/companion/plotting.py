@@ -76,21 +76,3 @@ def panels(n: int, ncols: int = 2, row_height: float = 2.9, **kw):
     for a in flat[n:]:
         a.set_visible(False)
     return fig, flat[:n]
-
-
-WATERMARK_GID = "synthetic-watermark"
-
-
-def mark_synthetic(fig, title: str, synthetic: bool):
-    """Title a figure drawn from data; when the data are synthetic, the title carries the
-    caller's SYNTHETIC prefix (in `title`) and a large diagonal 'SYNTHETIC' watermark crosses
-    the figure (an artist with gid WATERMARK_GID, so that tests can find it)."""
-    fig.suptitle(title, fontsize="small", color="#b2182b" if synthetic else "0.2")
-    if synthetic:
-        fig.text(0.5, 0.45, "SYNTHETIC", rotation=25, fontsize=54, color="#b2182b", alpha=0.13, ha="center",
-                 va="center", weight="bold", gid=WATERMARK_GID, zorder=10)
-    return fig
-
-
-def is_marked_synthetic(fig) -> bool:
-    return any(t.get_gid() == WATERMARK_GID for t in fig.texts)

@@ -6,7 +6,7 @@ of courses.json are the same in every mode and are titled as such."""
 import numpy as np
 
 from companion.assessment import scores
-from companion.plotting import colors, mark_synthetic, panels
+from companion.plotting import colors, panels
 from companion.reports.ai_assessment import is_synthetic, title
 
 NAMES = {"zero_shot": "zero-shot", "one_shot": "one-shot", "cot_zero_shot": "CoT zero-shot",
@@ -14,6 +14,24 @@ NAMES = {"zero_shot": "zero-shot", "one_shot": "one-shot", "cot_zero_shot": "CoT
          "self_refine": "self-refine", "expert_prompting": "expert"}
 LINES = {"macro": "-", "majority": "--", "any": ":"}
 LINE_NAMES = {"macro": "mean (macro)", "majority": "majority vote", "any": "correct under ≥ 1"}
+
+
+WATERMARK_GID = "synthetic-watermark"
+
+
+def mark_synthetic(fig, title: str, synthetic: bool):
+    """Title a figure drawn from grades; when they are synthetic, the title carries the
+    caller's SYNTHETIC prefix (in `title`) and a large diagonal 'SYNTHETIC' watermark crosses
+    the figure (an artist with gid WATERMARK_GID, so that tests can find it)."""
+    fig.suptitle(title, fontsize="small", color="#b2182b" if synthetic else "0.2")
+    if synthetic:
+        fig.text(0.5, 0.45, "SYNTHETIC", rotation=25, fontsize=54, color="#b2182b", alpha=0.13, ha="center",
+                 va="center", weight="bold", gid=WATERMARK_GID, zorder=10)
+    return fig
+
+
+def is_marked_synthetic(fig) -> bool:
+    return any(t.get_gid() == WATERMARK_GID for t in fig.texts)
 
 
 def _strategies(summary: dict) -> list:

@@ -270,3 +270,5 @@ def test_ai_assessment_smoke_numbers(smoke_runs):
     assert m["source"]["courses"] == p["n_courses"] and m["n_strategies"] == {"synthetic-strong": 8,
                                                                              "synthetic-weak": 8}
     assert m["implied"]["independence"]["any"] == pytest.approx(1 - 0.342 ** 8)
+    assert m["n_seeds"] == p["n_seeds"] and m["checks"]["control_gap_max"] < 0.01
+    assert all(s["digits"]["gap"] > 0 and abs(s["rho_error"]) < 0.2 for s in m["per_seed"])

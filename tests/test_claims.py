@@ -179,13 +179,16 @@ CM_CONTRADICT = {
 }
 AI_CLAIMS = {"independence_gap": 0.149, "rho_min": 0.61, "pass_single_0.6": {"min": 0.786, "max": 0.907},
              "pass_single_0.7": {"min": 0.219, "max": 0.446}, "pass_any_0.7": {"min": 0.979}}
-AI_AGREE = {"claims": AI_CLAIMS}
+AI_SEED = {"digits": {"gap": 0.15}, "rho_error": 0.01}
+AI_AGREE = {"claims": AI_CLAIMS, "per_seed": [AI_SEED] * 3}
 AI_CONTRADICT = {
     "independence-rejected": {"claims": {**AI_CLAIMS, "independence_gap": 0.02}},  # the two numbers nearly independent
     "implied-correlation": {"claims": {**AI_CLAIMS, "rho_min": 0.3}},
     "passes-at-0.6": {"claims": {**AI_CLAIMS, "pass_single_0.6": {"min": 0.45, "max": 0.9}}},  # a small course fails
     "fails-at-0.7": {"claims": {**AI_CLAIMS, "pass_single_0.7": {"min": 0.2, "max": 0.55}}},
     "any-passes": {"claims": {**AI_CLAIMS, "pass_any_0.7": {"min": 0.9}}},
+    "digits-correlated": {"per_seed": [{**AI_SEED, "digits": {"gap": 0.01}}] * 3},  # independence holds
+    "digits-fit-recovers-rho": {"per_seed": [{**AI_SEED, "rho_error": -0.2}] * 3},  # the fit is far off
 }
 CASES = {"scaling-cooldown": (SC_AGREE, SC_CONTRADICT), "warmup": (WU_AGREE, WU_CONTRADICT),
          "deep-grokking": (DG_AGREE, DG_CONTRADICT), "sparsity-quantization": (SQ_AGREE, SQ_CONTRADICT),

@@ -71,6 +71,17 @@ def fit(mean: float, any_s: float, S: int) -> dict:
             "all": all_beta(a, b, S), "majority": majority_beta(a, b, S)}
 
 
+def fit_majority(majority: float, any_s: float, S: int) -> dict:
+    """The fit under another reading of the headline mean: Beta(a, b) whose strict majority of S
+    equals `majority` and whose any_S equals `any_s` (a root in the mean, each step an exact fit)."""
+    lo = 1 - (1 - any_s) ** (1 / S)  # below this mean, even independence cannot reach any_s
+
+    def gap(m):
+        return fit(m, any_s, S)["majority"] - majority
+    m = optimize.brentq(gap, lo + 1e-3, any_s - 1e-3, xtol=1e-14, rtol=1e-15, maxiter=500)
+    return fit(m, any_s, S)
+
+
 def monte_carlo(a: float, b: float, S: int, draws: int, seed: int, chunk: int = 1_000_000) -> dict:
     """Mean, any-of-S and their standard errors from `draws` simulated questions (p_q ~ Beta(a, b),
     S Bernoulli(p_q) each): a check of the closed forms, not a dataset."""

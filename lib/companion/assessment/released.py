@@ -45,7 +45,7 @@ LEVEL_VALUE = {"correct": 1.0, "almost correct": 2 / 3, "mostly incorrect": 1 / 
 SYNONYMS = {"mostly correct": "almost correct", "wrong": "wrong answer", "incorrect": "wrong answer"}
 NO_PROGRAM = "no program (online)"
 NULLS = {"", "nan", "none", "null"}
-PER_QUESTION = ("course_id", "question_type", "language", "program", "year", "correct_mcq_index")
+PER_QUESTION = ("course_id", "question_type", "language", "program", "year", "gold")
 SYNTHETIC_PREFIX = "SYN-"  # the generator's ids (companion.assessment.synthetic)
 
 
@@ -143,7 +143,7 @@ class Grades:
     frame: pd.DataFrame  # the raw columns (text) and the parsed ones (see the module docstring)
     path: str
     sha256: str
-    data_source: str  # "synthetic" when every question id is the generator's, else "released"
+    data_source: str  # "synthetic" when every question id is the generator's, else "supplied" (the user's file)
     grade_encoding: str  # labels | numeric | mixed
     grade_values: list  # the distinct raw grades, as they appear (sorted)
     strategies: dict  # model -> sorted strategies with rows
@@ -269,6 +269,10 @@ def load_grades(source, allow_download: bool = False) -> Grades:
     encoding = "labels" if labels.all() else "numeric" if not labels.any() else "mixed"
     if encoding == "mixed":
         note(f"{path}: grades mix labels ({int(labels.sum())} rows) and numbers ({int((~labels).sum())} rows)")
+    numbers = sorted(frame.grade_value[~labels].unique())
+    if len(numbers) > len(LEVELS):
+        note(f"{path}: {len(numbers)} distinct numeric grades (more than the grader's four levels): B1 reads "
+             "grade = 1, B2 grade >= 1/2")
 
     ints = "an option index (e.g. 2) or a list of them (e.g. [0, 2])"
     frame["gold"] = _parse(frame, "correct_mcq_index", parse_index, path, IndexValueError, ints)
@@ -291,12 +295,13 @@ def load_grades(source, allow_download: bool = False) -> Grades:
         raise DuplicateRowError(f"{path}: {int(dup.sum())} rows repeat a (question_id, model, prompt_type) "
                                 f"({_first(frame, dup, ['question_id', 'model', 'prompt_type'])}); each must "
                                 "appear once")
+    keys = frame.assign(gold=frame.gold.astype(str))  # the parsed answer: "2" and "2.0" are one answer
     for c in PER_QUESTION:
-        n = frame.groupby("question_id")[c].nunique()
+        n = keys.groupby("question_id")[c].nunique()
         if (n > 1).any():
             q = n[n > 1].index[0]
             raise InconsistentQuestionError(f"{path}: {c} differs between the rows of question {q!r} "
-                                            f"({', '.join(sorted(frame.loc[frame.question_id == q, c].unique()))}) "
+                                            f"({', '.join(sorted(keys.loc[keys.question_id == q, c].unique()))}) "
                                             f"and of {int((n > 1).sum())} question(s) in all; it must be constant "
                                             "within a question")
 
@@ -310,7 +315,7 @@ def load_grades(source, allow_download: bool = False) -> Grades:
             note(f"{path}: model {m} has {len(s)} prompting strategies, not the paper's 8: {', '.join(s)}")
     synthetic = bool(frame.question_id.str.startswith(SYNTHETIC_PREFIX).all())
     return Grades(frame=frame.reset_index(drop=True), path=str(path), sha256=sha256(path),
-                  data_source="synthetic" if synthetic else "released", grade_encoding=encoding,
+                  data_source="synthetic" if synthetic else "supplied", grade_encoding=encoding,
                   grade_values=sorted(frame.grade.unique()), strategies=strategies, extra_columns=extra,
                   notes=notes)
 

@@ -105,8 +105,10 @@ def summary(frame: pd.DataFrame, b: str, pq: pd.DataFrame = None) -> dict:
     for model, rows in frame.assign(c=c).groupby("model", sort=True):
         acc = rows.groupby("prompt_type").c.mean()
         q = pq[pq.model == model]
+        mcq_only = rows.groupby("prompt_type").question_type.apply(lambda t: bool((t == "mcq").all()))
         out[model] = {"per_strategy": {s: float(v) for s, v in acc.items()},
                       "n_per_strategy": {s: int(n) for s, n in rows.groupby("prompt_type").size().items()},
+                      "mcq_only": {s: bool(v) for s, v in mcq_only.items()},
                       "macro": float(acc.mean()), "micro": float(rows.c.sum() / q.n_strategies.sum()),
                       **{a: float(q[a].mean()) for a in ("any", "all", "majority", "majority_tie_correct")},
                       "ties": int(q.tie.sum()), "n_questions": int(len(q))}

@@ -9,7 +9,10 @@ available offline, so a run has two parts:
   disk and read back through the same loader a user's file goes through;
 * what the paper's two headline numbers imply (companion.assessment.implied): the
   independence baseline, the exchangeable Beta-Binomial fitted to them, its Monte-Carlo
-  check, and course-pass probabilities against the number of questions and tau.
+  check, and course-pass probabilities against the number of questions and tau;
+* an illustration of the aggregation (companion.assessment.solvers): eight noisy digit
+  classifiers as strategies, per seed, where the correlation that the Beta-Binomial infers
+  from two numbers can be compared with the measured one, beside a permutation control.
 
 courses.json (the release's course list; the data registry's offline copy unless
 `courses_json` names another) gives the release's structure: programs, levels, languages.
@@ -22,13 +25,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from companion import data
-from companion.assessment import implied, released, scores, synthetic
+from companion.assessment import implied, released, scores, solvers, synthetic
 from companion.params import ParamError, param
 from companion.results import cached, config_key
 
 CHAPTER = "ai-assessment"
 PAPER_MEAN, PAPER_ANY, PAPER_S = 0.658, 0.851, 8  # the paper's abstract: GPT-4, 8 strategies
 CLAIM_TAUS = (0.6, 0.7)  # the thresholds the claims read, whatever the tables' taus
+CLAIM_SIZES = (10, 15, 20, 30, 40, 50, 70, 100, 150, 200)  # the course sizes the pass claims read
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,12 @@ class Config:
                                 range=(8, 1000))
     mc_draws: int = param(1_000_000, "questions drawn by the Monte-Carlo check of the Beta-Binomial fit",
                           range=(1000, 10**9))
+    n_seeds: int = param(3, "seeds of the digits illustration (seeds seed .. seed + n_seeds - 1)", range=(1, 100))
+    digits_shared: float = param(0.7, "digits: per-image corruption shared by every strategy (the difficulty)",
+                                 range=(0.0, 10.0))
+    digits_own: float = param(0.25, "digits: each strategy's own input noise", range=(0.0, 10.0))
+    digits_min_pixels: int = param(16, "digits: fewest of the 64 pixels a strategy sees", range=(1, 64))
+    digits_train: int = param(400, "digits: training images per strategy", range=(20, 897))
 
     def validate(self):
         for name in ("taus", "tau_grid", "course_sizes"):
@@ -82,10 +92,10 @@ class Config:
 
 
 SCALES = {
-    "smoke": Config(n_courses=10, questions_per_course=30, mc_draws=100_000),
+    "smoke": Config(n_courses=10, questions_per_course=30, mc_draws=100_000, n_seeds=2),
     "cpu": Config(),
     # nothing needs a GPU: the cpu configuration with a larger Monte-Carlo check
-    "gpu": Config(mc_draws=10_000_000),
+    "gpu": Config(mc_draws=10_000_000, n_seeds=5),
 }
 
 FILES = {"grades_csv": "grade_per_question.csv", "questions_json": "questions.json", "courses_json": "courses.json"}
@@ -131,6 +141,7 @@ def implications(cfg: Config) -> dict:
     """The analyses of the paper's two numbers (companion.assessment.implied)."""
     fit8 = implied.fit(PAPER_MEAN, PAPER_ANY, PAPER_S)
     fit7 = implied.fit(PAPER_MEAN, PAPER_ANY, PAPER_S - 1)
+    fit_maj = implied.fit_majority(PAPER_MEAN, PAPER_ANY, PAPER_S)  # 65.8% read as a majority vote
     a, b = fit8["a"], fit8["b"]
     Ss = list(range(1, cfg.max_strategies + 1))
     curves = {"S": Ss,
@@ -152,15 +163,18 @@ def implications(cfg: Config) -> dict:
                for k, pi in pis.items()}
     n_paper = 5579  # questions in the paper (a secondary summary; see the chapter)
     gap = implied.any_independent(PAPER_MEAN, PAPER_S) - PAPER_ANY
+    gap_majority = implied.any_independent(fit_maj["mean"], PAPER_S) - PAPER_ANY
     fit8 = {**fit8, "none": 1 - fit8["any"],
             "any_S7": implied.any_beta(a, b, PAPER_S - 1)}  # open questions have no self-refine
-    return {"fit": fit8, "fit_S7": fit7, "curves": curves, "pi": pis,
+    return {"paper": {"mean": PAPER_MEAN, "any": PAPER_ANY, "S": PAPER_S},
+            "fit": fit8, "fit_S7": fit7, "fit_majority": fit_maj, "curves": curves, "pi": pis,
             "independence": {"any": implied.any_independent(PAPER_MEAN, PAPER_S),
                              "majority": implied.majority_independent(PAPER_MEAN, PAPER_S),
-                             "all": PAPER_MEAN ** PAPER_S, "gap": gap, "n_questions": n_paper,
+                             "all": PAPER_MEAN ** PAPER_S, "gap": gap, "gap_majority_reading": gap_majority,
+                             "n_questions": n_paper,
                              "z": gap / math.sqrt(PAPER_ANY * (1 - PAPER_ANY) / n_paper)},
             "monte_carlo": implied.monte_carlo(a, b, PAPER_S, cfg.mc_draws, cfg.seed),
-            "pass_claims": {scores.tau_key(t): {k: [implied.pass_probability(pi, n, t) for n in cfg.course_sizes]
+            "pass_claims": {scores.tau_key(t): {k: [implied.pass_probability(pi, n, t) for n in CLAIM_SIZES]
                                                 for k, pi in pis.items()} for t in CLAIM_TAUS},
             "pass_table": table, "pass_table_course_level": banded, "per_n": {"n": ns, **per_n},
             "per_tau": {"tau": list(cfg.tau_grid), **per_tau},
@@ -196,10 +210,29 @@ def file_keys(cfg: Config) -> dict:
     return out
 
 
+def seeds(cfg: Config) -> list:
+    return list(range(cfg.seed, cfg.seed + cfg.n_seeds))
+
+
+def digits(cfg: Config) -> list:
+    """The digits illustration per seed (companion.assessment.solvers.study)."""
+    spec = solvers.Solvers(n_solvers=PAPER_S, n_train=cfg.digits_train, min_pixels=cfg.digits_min_pixels,
+                           sigma_shared=cfg.digits_shared, sigma_own=cfg.digits_own)
+    return [solvers.study(spec, s) for s in seeds(cfg)]
+
+
+DIGITS = ("seed", "n_seeds", "digits_shared", "digits_own", "digits_min_pixels", "digits_train")
+
+
 def run(cfg: Config, dev=None, progress: bool = True) -> dict:
-    """The whole analysis (seconds at cpu scale), cached by configuration and input files."""
-    key = {**config_key(cfg), "files": file_keys(cfg)}
+    """The analysis of the grades and of the paper's numbers (cached by configuration and input
+    files), and the digits illustration (cached by its own fields); seconds at cpu scale."""
+    import dataclasses
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    key = {**config_key(cfg, drop=tuple(d for d in DIGITS if d != "seed")), "files": file_keys(cfg)}
     out = cached(CHAPTER, "analysis", key, lambda _ckpt: analysis(cfg))
+    out = {**out, "digits": cached(CHAPTER, "digits", config_key(cfg, drop=tuple(sorted(fields - set(DIGITS)))),
+                                   lambda _ckpt: digits(cfg))}
     if progress:
-        print(f"{CHAPTER}: analysis done ({out['data_source']} grades)", flush=True)
+        print(f"{CHAPTER}: analysis done ({out['data_source']} grades; digits: {cfg.n_seeds} seeds)", flush=True)
     return out

@@ -58,7 +58,9 @@ def strategies_figure(res: dict):
                    w, color=col[i], label=m)
             for k, ls in LINES.items():
                 ax.axhline(100 * s[m][k], color=col[i], ls=ls, lw=1.3)
-        ax.set_xticks(xs, [NAMES.get(n, n) for n in names], rotation=45, ha="right", fontsize="small")
+        only = {n for m in models for n, v in s[m].get("mcq_only", {}).items() if v}
+        ax.set_xticks(xs, [NAMES.get(n, n) + (" (MCQ)" if n in only else "") for n in names], rotation=45,
+                      ha="right", fontsize="small")
         ax.set(ylim=(0, 100), title=f"({'ab'[b == 'B2']}) open answers as {b}")
     axes[0].set_ylabel("questions correct (%)")
     handles = axes[0].get_legend_handles_labels()[0]
@@ -83,18 +85,16 @@ def breakdown_figure(res: dict, b: str = "B2"):
             x = np.arange(len(groups)) + (i - (len(models) - 1) / 2) * w
             vals = [br[col_name][g].get(m, {}) for g in groups]
             ax.bar(x, [100 * v.get("macro", np.nan) for v in vals], w, color=col[i], label=m)
-            ax.plot(x, [100 * v.get("majority", np.nan) for v in vals], "D", color="0.15", ms=4)
-            ax.plot(x, [100 * v.get("any", np.nan) for v in vals], "^", color="0.15", ms=5)
-            for xi, v in zip(x, vals):
-                ax.text(xi, 2, f"n={v.get('n_questions', 0)}", ha="center", fontsize=6, color="white", rotation=90,
-                        va="bottom")
-        ax.set_xticks(np.arange(len(groups)), [g.replace("_", " ") for g in groups])
+            ax.plot(x, [100 * v.get("majority", np.nan) for v in vals], "D", color=col[i], mec="0.1", ms=5)
+            ax.plot(x, [100 * v.get("any", np.nan) for v in vals], "^", color=col[i], mec="0.1", ms=6)
+        n_q = [max(v.get("n_questions", 0) for v in br[col_name][g].values()) for g in groups]
+        ax.set_xticks(np.arange(len(groups)), [f"{g.replace('_', ' ')}\n({n} questions)" for g, n in zip(groups, n_q)])
         ax.set(ylim=(0, 100), title=label)
     axes[0].set_ylabel("questions correct (%)")
     from matplotlib.lines import Line2D
     handles = axes[0].get_legend_handles_labels()[0] + [
-        Line2D([], [], marker="D", ls="", color="0.15", ms=4, label="majority vote"),
-        Line2D([], [], marker="^", ls="", color="0.15", ms=5, label="correct under ≥ 1")]
+        Line2D([], [], marker="D", ls="", color="0.6", mec="0.1", ms=5, label="majority vote"),
+        Line2D([], [], marker="^", ls="", color="0.6", mec="0.1", ms=6, label="correct under ≥ 1")]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize="x-small", bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     return _mark(fig, res, f"breakdowns (open answers as {b})")
@@ -128,23 +128,24 @@ def implied_figure(res: dict):
     """What the paper's 65.8% and 85.1% imply: (a) P(correct under at least one of S strategies)
     and (b) P(majority of S correct) and P(all S correct) against S, under independence and
     under the Beta-Binomial fitted to both numbers."""
-    c, fit = res["implied"]["curves"], res["implied"]["fit"]
+    c, fit, paper = res["implied"]["curves"], res["implied"]["fit"], res["implied"]["paper"]
     S = c["S"]
     fig, (a, b) = panels(2, row_height=4.0)
     ci, cb = colors(3)[0], colors(3)[1]
     a.plot(S, 100 * np.array(c["any_independent"]), "--", color=ci, marker="o", ms=3, label="independent strategies")
     a.plot(S, 100 * np.array(c["any_beta"]), "-", color=cb, marker="o", ms=3,
            label=f"Beta-Binomial (ρ = {fit['rho']:.2f})")
-    a.plot([8], [85.1], "*", color="#b2182b", ms=12, label="paper: 85.1% at S = 8")
-    a.axhline(65.8, color="0.5", lw=0.8, ls=":", label="paper's mean: 65.8%")
+    a.plot([paper["S"]], [100 * paper["any"]], "*", color="#b2182b", ms=12,
+           label=f"paper: {100 * paper['any']:.1f}% at S = {paper['S']}")
+    a.axhline(100 * paper["mean"], color="0.5", lw=0.8, ls=":", label=f"paper's mean: {100 * paper['mean']:.1f}%")
     a.set(xlabel="strategies S", ylabel="questions correct (%)", title="(a) correct under ≥ 1 of S", ylim=(60, 101))
     a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), fontsize="x-small", ncol=1)
     b.plot(S, 100 * np.array(c["majority_independent"]), "--", color=ci, marker="o", ms=3,
            label="majority, independent")
     b.plot(S, 100 * np.array(c["majority_beta"]), "-", color=cb, marker="o", ms=3, label="majority, Beta-Binomial")
     b.plot(S, 100 * np.array(c["all_beta"]), "-", color=colors(3)[2], marker="s", ms=3, label="all S, Beta-Binomial")
-    b.plot(S, 100 * 0.658 ** np.array(S), "--", color=colors(3)[2], lw=1, label="all S, independent")
-    b.set(xlabel="strategies S", title="(b) majority of S, all of S", ylim=(-3, 103))
+    b.plot(S, 100 * paper["mean"] ** np.array(S), "--", color=colors(3)[2], lw=1, label="all S, independent")
+    b.set(xlabel="strategies S", ylabel="questions (%)", title="(b) strict majority of S, all of S", ylim=(-3, 103))
     b.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), fontsize="x-small", ncol=2)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.suptitle("Derived from the paper's two abstract numbers (no per-question data)", fontsize="small")
@@ -165,13 +166,13 @@ def pass_probability_figure(res: dict, cfg):
         a.plot(ns, d["iid"], "-", color=c, marker="o", ms=3, label=f"τ = {t:g}")
         a.plot(ns, d["course_level"], "--", color=c, lw=1)
     a.set(xscale="log", xlabel="questions per course n (log scale)", ylabel="P(course passed)",
-          title="(a) single strategy, 65.8% per question", ylim=(-0.03, 1.03))
+          title=f"(a) single strategy, {100 * imp['paper']['mean']:.1f}% per question", ylim=(-0.03, 1.03))
     a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), fontsize="x-small", ncol=3,
              title=f"solid: i.i.d. questions; dashed: course-level variation, κ = {cfg.kappa:g}",
              title_fontsize="x-small")
     n_mid = str(sorted(cfg.course_sizes)[len(cfg.course_sizes) // 2])
     taus = imp["per_tau"]["tau"]
-    for c, (k, label) in zip(colors(3), (("single", "single strategy"), ("majority", "majority vote"),
+    for c, (k, label) in zip(colors(3), (("single", "single strategy"), ("majority", "strict majority of 8 (fit)"),
                                          ("any", "best of 8 (any)"))):
         b.plot(taus, imp["per_tau"][k][n_mid], "-", color=c, marker="o", ms=3,
                label=f"{label}: {100 * imp['pi'][k]:.1f}%")
@@ -203,5 +204,38 @@ def courses_figure(res: dict):
     ax.legend(loc="lower right", fontsize="x-small")
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.suptitle(f"The release's course list: {c['entries']} entries, {c['names']} distinct names (real data)",
+                 fontsize="small")
+    return fig
+
+
+def digits_figure(res: dict):
+    """The digits illustration: (a) 'correct under at least one of 8' measured, predicted by
+    independence, and in the permutation control, per seed; (b) the correlation the
+    Beta-Binomial infers from (mean, any of 8) against the measured one, per seed."""
+    d = res["digits"]
+    fig, (a, b) = panels(2, row_height=3.9)
+    col = colors(3)
+    xs = np.arange(len(d))
+    w = 0.27
+    for k, (key, part, label) in enumerate((("any", "solvers", "measured"), ("any_independent", "solvers",
+                                            "independence predicts"), ("any", "control", "permutation control"))):
+        a.bar(xs + (k - 1) * w, [100 * r[part][key] for r in d], w, color=col[k], label=label)
+    a.set_xticks(xs, [f"seed {i}" for i in range(len(d))])
+    lo = min(100 * r["solvers"]["any"] for r in d)
+    a.set(ylim=(max(0, lo - 15), 101), ylabel="images correct under ≥ 1 (%)", title="(a) any of 8")
+    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize="x-small", ncol=1)
+    phi = [r["solvers"]["phi"] for r in d]
+    rho = [r["solvers"]["rho_fit"] for r in d]
+    b.plot(phi, rho, "o", color=col[0], ms=6, label="strategies (per seed)")
+    ctrl = [(r["control"]["phi"], r["control"]["rho_fit"]) for r in d if np.isfinite(r["control"]["rho_fit"])]
+    if ctrl:
+        b.plot(*zip(*ctrl), "s", color=col[2], ms=5, label="permutation control (per seed)")
+    top = max(phi + rho) * 1.2 + 0.05
+    b.plot([0, top], [0, top], color="0.5", lw=0.8, ls=":")
+    b.set(xlim=(-0.05, top), ylim=(-0.05, top), xlabel="measured mean pairwise correlation φ",
+          ylabel="ρ fitted from (mean, any of 8)", title="(b) correlation: fitted vs measured")
+    b.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="x-small", ncol=1)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.suptitle("Illustration: eight noisy digit classifiers as strategies (not GPT-4, not the paper's data)",
                  fontsize="small")
     return fig

@@ -18,12 +18,15 @@ from companion.assessment import implied, released, scores, synthetic
 from companion.experiments import ai_assessment as E
 from companion.reports import ai_assessment as R
 from companion.reports import ai_assessment_figures as F
-from companion.reports.ai_assessment_figures import is_marked_synthetic
 from conftest import ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore::companion.assessment.released.GradesWarning")
 TAUS, GRID = (0.5, 0.6, 0.7), (0.3, 0.45, 0.5, 0.6, 0.7, 0.9)
 SMALL = synthetic.Spec(n_courses=6, questions_per_course=24, multi_share=0.3)
+
+
+def is_marked_synthetic(fig) -> bool:
+    return any(t.get_gid() == F.WATERMARK_GID for t in fig.texts)
 
 
 def write_synthetic(tmp_path, spec=SMALL, seed=0, name="g.csv"):

@@ -1,7 +1,7 @@
 """Figures of the ai-assessment chapter (the book's convention: see `companion.plotting`).
 
 Figures drawn from a grade file carry the SYNTHETIC title prefix and watermark whenever the
-grades are synthetic (`plotting.mark_synthetic`); the figures of the paper's two numbers and
+grades are synthetic (`_mark_synthetic`); the figures of the paper's two numbers and
 of courses.json are the same in every mode and are titled as such."""
 import numpy as np
 
@@ -19,7 +19,7 @@ LINE_NAMES = {"macro": "mean (macro)", "majority": "majority vote", "any": "corr
 WATERMARK_GID = "synthetic-watermark"
 
 
-def mark_synthetic(fig, title: str, synthetic: bool):
+def _mark_synthetic(fig, title: str, synthetic: bool):
     """Title a figure drawn from grades; when they are synthetic, the title carries the
     caller's SYNTHETIC prefix (in `title`) and a large diagonal 'SYNTHETIC' watermark crosses
     the figure (an artist with gid WATERMARK_GID, so that tests can find it)."""
@@ -30,17 +30,13 @@ def mark_synthetic(fig, title: str, synthetic: bool):
     return fig
 
 
-def is_marked_synthetic(fig) -> bool:
-    return any(t.get_gid() == WATERMARK_GID for t in fig.texts)
-
-
 def _strategies(summary: dict) -> list:
     names = sorted({s for v in summary.values() for s in v["per_strategy"]})
     return sorted(names, key=lambda s: list(NAMES).index(s) if s in NAMES else len(NAMES))
 
 
 def _mark(fig, res, what):
-    return mark_synthetic(fig, title(res, what), is_synthetic(res))
+    return _mark_synthetic(fig, title(res, what), is_synthetic(res))
 
 
 def strategies_figure(res: dict):

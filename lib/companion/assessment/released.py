@@ -21,7 +21,6 @@ eight, self-refine rows on open questions, an MCQ row without a selected answer)
 about (GradesWarning) and listed in `Grades.notes`; no row is ever dropped silently.
 """
 import ast
-import hashlib
 import json
 import math
 import urllib.request
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from companion.data import sha256
 from companion.results import atomic_write_bytes, repo_root
 
 REPOSITORY = "https://github.com/epfl-nlp/NLP4Education"
@@ -122,10 +122,6 @@ def resolve(source: str, name: str, parameter: str, allow_download: bool = False
         raise MissingFileError(f"{parameter}: file {p} not found; {where(name)}: download it and set "
                                f"{parameter} to its path")
     return p
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_readable(path: Path, name: str):

@@ -207,7 +207,8 @@ def invariants(pq: pd.DataFrame, scores: dict, tau_grid) -> dict:
     taus = sorted(tau_grid)
     mono = 0
     for s in scores.values():
+        rates = pass_rates(s, taus, AGGREGATES)
         for a in AGGREGATES:
-            rates = [np.mean([d[a] >= t for d in s.values()]) for t in taus]
-            mono += int(any(y > x for x, y in zip(rates, rates[1:])))
+            r = [rates[a][tau_key(t)] for t in taus]
+            mono += int(any(y > x for x, y in zip(r, r[1:])))
     return {"order_violations": order, "monotone_violations": mono}

@@ -155,7 +155,7 @@ def implications(cfg: Config) -> dict:
                       for t in cfg.taus} for n in cfg.course_sizes}
     banded = {str(n): {scores.tau_key(t): {k: implied.pass_probability(pi, n, t, cfg.kappa) for k, pi in pis.items()}
                        for t in cfg.taus} for n in cfg.course_sizes}
-    ns = sorted(set([5, 10, 15, 20, 30, 40, 50, 70, 100, 150, 200] + list(cfg.course_sizes)))
+    ns = sorted(set((5,) + CLAIM_SIZES + tuple(cfg.course_sizes)))
     per_n = {scores.tau_key(t): {k: {"iid": [implied.pass_probability(pi, n, t) for n in ns],
                                      "course_level": [implied.pass_probability(pi, n, t, cfg.kappa) for n in ns]}
                                  for k, pi in pis.items()} for t in cfg.taus}
@@ -203,10 +203,10 @@ def analysis(cfg: Config) -> dict:
 
 def file_keys(cfg: Config) -> dict:
     """The SHA-256 of every input file: a changed file is another run."""
-    out = {"courses_json": released.sha256(courses_path(cfg))}
+    out = {"courses_json": data.sha256(courses_path(cfg))}
     for name in ("grades_csv", "questions_json"):
         if getattr(cfg, name):
-            out[name] = released.sha256(_stamp(getattr(cfg, name), name, cfg.allow_download)[0])
+            out[name] = data.sha256(_stamp(getattr(cfg, name), name, cfg.allow_download)[0])
     return out
 
 

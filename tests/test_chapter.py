@@ -114,18 +114,19 @@ def test_smoke_glue_equals_metrics(smoke_runs):
 
 def test_warmup_smoke_numbers(smoke_runs):
     """The brief's smoke assertions (section 6): what the probes and optimizers must show
-    even in 200 steps."""
+    even in a hundred steps."""
     m, p = smoke_numbers(smoke_runs, "warmup")
-    # the first AdamW step without warmup turns rows >= 10x the equilibrium angle at peak LR,
-    # and a 10% warmup makes it >= 10x smaller
-    eq = m["equilibrium_angle_high_lr"]
-    assert m["step0_row_angle"]["no_warmup"] >= 10 * eq
-    assert m["step0_row_angle"]["warmup"] * 10 <= m["step0_row_angle"]["no_warmup"]
+    g = m["grid"]
+    # the first AdamW step without warmup turns rows >= 10x the equilibrium angle at peak LR; with a
+    # warmup of W steps it is sign-like at LR eta/W, so about W times smaller (>= 0.8 W)
+    assert g["angle"]["no_warmup"]["step0"] >= 10 * g["equilibrium"]["angle"]
+    assert g["angle"]["warmup"]["step0"] * 0.8 * m["warmup_steps"] <= g["angle"]["no_warmup"]["step0"]
     # LionAR (rho = 0) keeps every row's norm and turns it by exactly arctan(eta_r)
-    assert m["lionar_row_norm_drift_max"] < 1e-5
-    assert m["lionar_angle_rel_error_max"] < 1e-3
-    assert all(v == v and v < 10 for v in m["final_val"].values())
+    assert m["lionar_exactness"]["row_norm_drift_max"] < 1e-5
+    assert m["lionar_exactness"]["angle_rel_error_max"] < 1e-3
+    assert math.isfinite(m["final_val_max"]) and m["final_val_max"] < 10
     assert m["final_train_loss_max"] < math.log(65) - 0.8
+    assert m["n_seeds"] == 1 and len(m["per_seed"]) == 1
 
 
 def test_failed_run_keeps_the_previous_artifacts(tmp_path, data_dir):

@@ -89,3 +89,26 @@ def test_lionar_lr_factor_scales_the_angle():
     opt.step()
     a = torch.arccos(torch.nn.functional.cosine_similarity(w0, p.detach().double(), dim=1))
     assert torch.allclose(a, torch.full_like(a, math.atan(0.25 * lion_equilibrium_angle(1e-2, 0.1))), rtol=1e-3)
+
+
+@pytest.mark.parametrize("nonrot", ["sign", "relative"])
+def test_lionar_steps_on_what_it_does_not_rotate(nonrot):
+    """A 1-D gain (no decay: not rotated) moves by -eta sign(c) (REQ) or, relative, by
+    -eta_r rms(gain at its first step) sign(c), eta_r taken at the rotated group's lambda."""
+    w, _ = _param((6, 4))
+    gain = torch.nn.Parameter(torch.full((4,), 1.5))
+    opt = LionAR([{"params": [w], "weight_decay": 0.1}, {"params": [gain], "weight_decay": 0.0}],
+                 lr=0.05, betas=(0.9, 0.99), nonrot=nonrot)
+    g = torch.tensor([1.0, -2.0, 3.0, -0.5])
+    for step in range(2):
+        w.grad, gain.grad = torch.randn(6, 4), g
+        before = gain.detach().clone()
+        opt.step()
+        size = 0.05 if nonrot == "sign" else lion_equilibrium_angle(0.05, 0.1, (0.9, 0.99)) * 1.5
+        assert torch.allclose(before - gain.detach(), size * torch.sign(g), atol=1e-6)
+
+
+def test_lionar_rejects_an_unknown_nonrot():
+    w, _ = _param((3, 3))
+    with pytest.raises(ValueError, match="nonrot must be 'sign' or 'relative'"):
+        LionAR([w], nonrot="abs")

@@ -14,7 +14,7 @@ DRIVERS = {
                          "targets": ("sum", 1), "widths": ("max", 2), "depths": ("max", 1), "lr_grid": ("len", 1),
                          "eval_batches": 0.5},
     "warmup": {"d_model": 2, "n_layer": 1, "seq_len": 1, "batch_size": 1, "steps": 1, "snr_micro": 0.5,
-               "warmups": ("len", 1), "adamw_lrs": ("len", 1), "liona_lrs": ("len", 0.5),
+               "n_seeds": 0.5, "warmups": ("len", 0.3), "adamw_lrs": ("len", 0.5), "liona_lrs": ("len", 0.5),
                "lionar_lrs": ("len", 0.5), "eval_batches": 0.5},
     "deep-grokking": {"width": 2, "n_train": 1, "n_test": 0.5, "depths": ("sum", 1), "steps": ("max", 1),
                       "stage_steps": 1, "stage_n_train": 1, "regime_steps": 1, "regime_n_train": 1,

@@ -13,7 +13,7 @@ ENTRIES = [
          minutes={"smoke": 0.7, "cpu": 12, "gpu": 5}, contract=2),
     dict(id="warmup", title="Analyzing and reducing the need for learning-rate warmup in GPT training",
          part="Training dynamics", module="warmup", datasets=("tinyshakespeare",),
-         minutes={"smoke": 0.7, "cpu": 9, "gpu": 7}),
+         minutes={"smoke": 0.8, "cpu": 14, "gpu": 7}, contract=2),
     dict(id="deep-grokking", title="Deep grokking: would deep neural networks generalize better?",
          part="Training dynamics", module="deep_grokking", datasets=("mnist-test-images", "mnist-test-labels"),
          minutes={"smoke": 0.5, "cpu": 16, "gpu": 15}),

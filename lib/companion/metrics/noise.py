@@ -87,3 +87,43 @@ class SNRProbe(Probe):
 
     def load_state_dict(self, state):
         self.records, self._avg = list(state["records"]), list(state["avg"])
+
+
+def noise_line(sizes, mean_sq_norms) -> dict:
+    """Least-squares fit of E||G_b||^2 = |G|^2 + tr S / b over the measured batch sizes b
+    (McCandlish et al. 2018, eq. A1): intercept |G|^2, slope tr S, and B_noise = tr S / |G|^2."""
+    x = torch.tensor([1.0 / b for b in sizes], dtype=torch.float64)
+    y = torch.tensor(list(mean_sq_norms), dtype=torch.float64)
+    A = torch.stack([torch.ones_like(x), x], 1)
+    g2, tr = torch.linalg.lstsq(A, y[:, None]).solution.flatten().tolist()
+    return {"g2": g2, "tr_sigma": tr, "b_noise": tr / g2 if g2 > 0 else math.inf}
+
+
+class BatchScanProbe(Probe):
+    """Trainer probe: at the listed steps, take the gradient of every sample of the batch
+    (one backward pass each) and record mean_k ||G_b,k||^2 for micro-batches of every size b
+    dividing the batch (consecutive samples averaged): how the gradient's size shrinks with
+    the batch, E||G_b||^2 = |G|^2 + tr S / b. Sparse steps keep it cheap."""
+
+    def __init__(self, model, steps):
+        super().__init__()
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.steps = set(steps)
+
+    def wants(self, t: int) -> bool:
+        return t in self.steps
+
+    def before_step(self, t, model, optimizer, batch):
+        if not self.wants(t):
+            return
+        x, y = batch
+        per_sample = []
+        for i in range(x.shape[0]):
+            with devices.autocast(x.device):
+                _, loss = model(x[i:i + 1], y[i:i + 1])
+            per_sample.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, self.params)]).double())
+        G = torch.stack(per_sample)
+        B = G.shape[0]
+        sizes = [b for b in range(1, B + 1) if B % b == 0]
+        sq = [float(G.view(B // b, b, -1).mean(1).square().sum(1).mean()) for b in sizes]
+        self.records.append({"step": t, "sizes": sizes, "mean_sq_norm": sq, **noise_line(sizes, sq)})

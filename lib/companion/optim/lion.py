@@ -18,6 +18,14 @@ our interpretation): `nesterov` uses the updated momentum in the update directio
 `inverse_bias_correction` multiplies eta_r by (1 - beta1^t), an implicit warmup with time
 constant 1 / (1 - beta1). A per-group "lr_factor" (default 1) scales eta_r from outside:
 the SNR-based correction of `companion.metrics.noise` sets it.
+
+Tensors LionAR does not rotate (1-D gains, and embeddings when they are not decayed) get a
+plain Lion step of size eta by default, as in REQ; at the learning rates LionAR uses (its
+angle grows only like sqrt(eta)) that moves a LayerNorm gain of 1 by eta per step. With
+`nonrot="relative"` they get a Lion step of eta_r times their RMS at initialisation instead:
+the rotated rows' relative step, at a fixed scale (our variant, an ablation of the warmup
+chapter; a step proportional to the current RMS compounds without decay and diverged in a
+trial).
 """
 import math
 
@@ -85,14 +93,20 @@ class LionAR(Optimizer):
     """
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.1, rho=0.0, eps=1e-8,
-                 zero_mean=False, nesterov=False, inverse_bias_correction=False):
+                 zero_mean=False, nesterov=False, inverse_bias_correction=False, nonrot="sign"):
+        if nonrot not in ("sign", "relative"):
+            raise ValueError(f"nonrot must be 'sign' or 'relative', got {nonrot!r}")
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, rho=rho, eps=eps,
                                       zero_mean=zero_mean, nesterov=nesterov,
                                       inverse_bias_correction=inverse_bias_correction, lr_factor=1.0))
+        self.nonrot = nonrot
+        # the lambda of the rotated groups: the relative step of the other tensors uses their eta_r
+        self.rot_decay = max(g["weight_decay"] for g in self.param_groups)
 
     def angle(self, group, t: int) -> float:
         """eta_r of update t (t = 1 for the first update), all corrections included."""
-        eta_r = lion_equilibrium_angle(group["lr"], group["weight_decay"], group["betas"]) * group["lr_factor"]
+        lam = group["weight_decay"] if group["weight_decay"] > 0 else self.rot_decay
+        eta_r = lion_equilibrium_angle(group["lr"], lam, group["betas"]) * group["lr_factor"]
         if group["inverse_bias_correction"]:
             eta_r *= 1 - group["betas"][0] ** t
         return eta_r
@@ -124,7 +138,12 @@ class LionAR(Optimizer):
                 if not group["nesterov"]:
                     m.lerp_(g, 1 - b2)
                 if not (rotational and p.dim() >= 2):
-                    p.add_(c, alpha=-group["lr"])
+                    if self.nonrot == "relative":
+                        if "rms0" not in state:
+                            state["rms0"] = float(p.square().mean().sqrt())
+                        p.add_(c, alpha=-self.angle(group, t) * state["rms0"])
+                    else:
+                        p.add_(c, alpha=-group["lr"])
                     continue
                 w, u, r = _rows(p), _rows(c), state["row_norm"]
                 if group["zero_mean"]:

@@ -1,0 +1,102 @@
+"""The warmup chapter's words: the parts of its prose whose direction comes from the run
+(numbers: `companion.reports.warmup.metrics`)."""
+from companion import claims as C
+from companion.experiments.warmup import GRIDS
+from companion.reports.warmup import LABELS, MATTERS
+
+
+def _spread(m: dict, arm: str, w: str) -> float:
+    r = m["seed_range"][arm][w]
+    return r["max"] - r["min"]
+
+
+def _max_gap_where(g: dict) -> str:
+    """Where each optimizer's largest warmup gap over its grid lies against its best warmed LR."""
+    above = [LABELS[o] for o in GRIDS if g["max_gap_lr"][o] > g["best_lr"][o]["warmup"]]
+    if len(above) == len(GRIDS):
+        return "every one of them at a learning rate above that optimizer's best warmed one, where the no-warmup run overshoots"
+    if not above:
+        return "none of them above the optimizer's best warmed learning rate"
+    return "those of " + ", ".join(above) + " at learning rates above the optimizer's best warmed one"
+
+
+def _lion_vs_paper(v: dict) -> str:
+    lionar, liona = v["lionar-still-benefits"], v["liona-still-benefits"]
+    if lionar == "holds" and liona == "holds":
+        return "As in the paper, LionA and LionAR both still benefit from warmup."
+    return ("The paper finds that LionA and LionAR both still benefit from warmup; here *liona-still-"
+            f"benefits* {VERDICT_WORD[liona]} and *lionar-still-benefits* {VERDICT_WORD[lionar]}, at each optimizer's best "
+            "learning rate.")
+
+
+VERDICT_WORD = {"holds": "holds", "mixed": "is mixed", "fails": "fails"}
+
+
+def words(m: dict, rows: list) -> dict:
+    """Words of the prose whose direction comes from the run (verdicts from the claims table)."""
+    def side(x, neg, pos):
+        return neg if x <= 0 else pos
+    mean, g, sel = m["mean"], m["grid"], m["selected"]
+    v = {r["id"]: C.verdict_of(r) for r in rows}
+    edge = [f"{LABELS[o]} {'without' if k == 'no_warmup' else 'with'} warmup"
+            for o, b in g["bracketed"].items() for k, v in b.items() if not v]
+    def matters(d):
+        return "matters" if max(abs(d["no_warmup"]), abs(d["warmup"])) > MATTERS else "does not matter"
+
+    def sides(prefix, d):
+        return {f"{prefix}_no_warmup_side": side(d["no_warmup"], "below", "above"),
+                f"{prefix}_warmup_side": side(d["warmup"], "below", "above")}
+    return {
+        "edge_optima": ("every optimum lies inside its grid" if not edge else
+                        "the optimum lies at the edge of the grid for " + ", ".join(edge)),
+        "cold_vs_warm_lr": ("higher than" if sel["warm"]["adamw"] > sel["adamw_cold"] else
+                            "the same as" if sel["warm"]["adamw"] == sel["adamw_cold"] else "lower than"),
+        "adamw_gap_side": side(mean["gap"]["adamw"], "below", "above"),
+        "cold_lr_side": side(mean["gap_at_cold_lr"], "better", "worse"),
+        "permanent_side": side(mean["permanent_gap"], "below", "above"),
+        "liona_side": side(mean["gap"]["liona"], "better", "worse"),
+        "lionar_side": side(mean["gap"]["lionar"], "better", "worse"),
+        "recipe_side": side(mean["gap"]["recipe"], "better", "worse"),
+        "recipe_vs_best_side": side(mean["recipe_minus_best_warm"], "below", "above"),
+        "noibc_vs_best_side": side(mean["noibc_minus_best_warm"], "below", "above"),
+        "noibc_vs_recipe_side": side(mean["noibc_minus_recipe"], "below", "above"),
+        "gains_matter": matters(g["ablation"]["gains"]), "emb_matter": matters(g["ablation"]["embeddings"]),
+        **sides("gains", g["ablation"]["gains"]), **sides("emb", g["ablation"]["embeddings"]),
+        "rel1d_gap_sign": side(g["lionar_rel1d"]["gap"], "hurts", "helps"),
+        "lionar_gap_grid_sign": side(g["lionar"]["gap"], "hurts", "helps"),
+        "kappa_side": side(g["kappa"]["minus_lionar"], "below", "above"),
+        "kappa_flatter": ("flatter than" if g["kappa"]["rrc_early_over_plateau"] <
+                          g["kappa"]["lionar_rrc_early_over_plateau"] else "not flatter than"),
+        "kappa_trend": "rises" if g["kappa"]["late"] > g["kappa"]["early"] else "falls",
+        "equilibrium_time": ("longer than the run" if g["equilibrium"]["steps_over_run"] > 1 else
+                             "a sizeable part of the run" if g["equilibrium"]["steps_over_run"] > 0.2 else
+                             "short against the run"),
+        "high_lr_usable": ("warmup is what makes the higher learning rate usable" if sel["warm"]["adamw"] >
+                           sel["adamw_cold"] else "warmup does not make a higher learning rate the best one"),
+        "panel3": ("agrees with the paper: at the best no-warmup LR the warmed run overtakes and ends lower"
+                   if v["falls-behind"] == "holds" else
+                   "differs from the paper: at the best no-warmup LR the warmed run does not end lower"),
+        "panel3_reading": ("so even a learning rate that does not overshoot is better with warmup"
+                           if mean["gap_at_cold_lr"] > 0 else "at a learning rate that needs no warmup, warmup only spends steps"),
+        "max_gap_where": _max_gap_where(g),
+        "warm_angle_rises": ("rises above" if mean["angle"]["warmup"]["max_warmup_over_plateau"] > 1 else "stays below"),
+        "warm_angle_reading": ("warmup removes the huge first updates, but not the early excess altogether"
+                               if v["warmup-angle-bounded"] != "holds" else "warmup keeps the early angles near their later level"),
+        "norm_stays": ("stays above" if g["weight_norm_plateau"]["no_warmup"] > g["weight_norm_plateau"]["warmup"]
+                       else "falls below"),
+        "lionar_warm_spread": ("wider than" if _spread(m, "lionar", "warmup") > _spread(m, "lionar", "no_warmup")
+                               else "no wider than"),
+        "warmup_effect_lionar": side(mean["gap"]["lionar"], "hurts", "helps"),
+        "liona_reading": ("LionA's gap exceeds LionAR's on every seed" if v["liona-needs-warmup"] == "holds"
+                          else "LionA's gap does not clearly exceed LionAR's"),
+        "lionar_spread_note": ("Our LionAR's warmed runs vary more from seed to seed than its runs without warmup "
+                               "(above), so no single seed decides its gap." if _spread(m, "lionar", "warmup") >
+                               _spread(m, "lionar", "no_warmup") else ""),
+        "batch_vs_critical": ("far above critical, so its averaging buys little and a step at full learning rate "
+                              "acts on an almost noise-free gradient" if mean["b_noise_early"] < m["batch_size"] / 2 else
+                              "not far above critical"),
+        "ibc_reading": ("the implicit warmup it hides does not help it here" if mean["noibc_minus_recipe"] <= 0 else
+                        "the implicit warmup it hides accounts for part of what it gains"),
+        "lion_vs_paper": _lion_vs_paper(v),
+        **{f"says.{r['id']}": VERDICT_WORD[C.verdict_of(r)] for r in rows},
+    }

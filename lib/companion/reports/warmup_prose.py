@@ -13,11 +13,10 @@ def _spread(m: dict, arm: str, w: str) -> float:
 def _max_gap_where(g: dict) -> str:
     """Where each optimizer's largest warmup gap over its grid lies against its best warmed LR."""
     above = [LABELS[o] for o in GRIDS if g["max_gap_lr"][o] > g["best_lr"][o]["warmup"]]
-    if len(above) == len(GRIDS):
-        return "every one of them at a learning rate above that optimizer's best warmed one, where the no-warmup run overshoots"
     if not above:
-        return "none of them above the optimizer's best warmed learning rate"
-    return "those of " + ", ".join(above) + " at learning rates above the optimizer's best warmed one"
+        return "none lies above its optimizer's best warmed learning rate"
+    return ("for " + ", ".join(above) + ", the largest gap lies at a learning rate above the best warmed one, "
+            "where the run without warmup overshoots")
 
 
 def _lion_vs_paper(v: dict) -> str:
@@ -49,10 +48,10 @@ def words(m: dict, rows: list) -> dict:
     return {
         "edge_optima": ("every optimum lies inside its grid" if not edge else
                         "the optimum lies at the edge of the grid for " + ", ".join(edge)),
-        "cold_vs_warm_lr": ("higher than" if sel["warm"]["adamw"] > sel["adamw_cold"] else
-                            "the same as" if sel["warm"]["adamw"] == sel["adamw_cold"] else "lower than"),
+        "cold_vs_warm_lr": ("lower than" if sel["adamw_cold"] < sel["warm"]["adamw"] else
+                            "the same as" if sel["warm"]["adamw"] == sel["adamw_cold"] else "higher than"),
         "adamw_gap_side": side(mean["gap"]["adamw"], "below", "above"),
-        "cold_lr_side": side(mean["gap_at_cold_lr"], "better", "worse"),
+        "cold_lr_side": side(mean["gap_at_cold_lr"], "worse", "better"),  # what warmup does to the run
         "permanent_side": side(mean["permanent_gap"], "below", "above"),
         "liona_side": side(mean["gap"]["liona"], "better", "worse"),
         "lionar_side": side(mean["gap"]["lionar"], "better", "worse"),

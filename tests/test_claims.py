@@ -45,8 +45,8 @@ SC_CONTRADICT = {
 
 _WU_SEED = {"gap": {"adamw": 0.2, "liona": 0.15, "lionar": 0.02, "recipe": 0.0}, "gap_ratio_low_over_high": 0.05,
             "permanent_gap": 0.05, "gap_at_cold_lr": 0.01, "liona_minus_lionar_gap": 0.13,
-            "lionar_over_adamw_gap": 0.1, "snr_early_over_late": 8.0, "recipe_minus_best_warm": -0.01,
-            "angle": {"no_warmup": {"early_over_plateau": 6.0}, "warmup": {"max_warmup_over_plateau": 1.3}}}
+            "lionar_over_adamw_gap": 0.1, "snr_early_over_late": 8.0, "recipe_minus_adamw_warm": -0.01, "recipe_minus_best_cold": -0.02,
+            "angle": {"no_warmup": {"early_over_warm_plateau": 6.0}, "warmup": {"max_warmup_over_plateau": 1.3}}}
 
 
 def _wu_seeds(**change):
@@ -64,16 +64,17 @@ WU_CONTRADICT = {
     "gap-grows-with-lr": _wu_seeds(gap_ratio_low_over_high=0.8),
     "permanent-gap": _wu_seeds(permanent_gap=-0.01),
     "falls-behind": _wu_seeds(gap_at_cold_lr=-0.01),
-    "early-angle-large": _wu_seeds(angle={"no_warmup": {"early_over_plateau": 1.5},
+    "early-angle-large": _wu_seeds(angle={"no_warmup": {"early_over_warm_plateau": 1.5},
                                           "warmup": {"max_warmup_over_plateau": 1.3}}),
-    "warmup-angle-bounded": _wu_seeds(angle={"no_warmup": {"early_over_plateau": 6.0},
+    "warmup-angle-bounded": _wu_seeds(angle={"no_warmup": {"early_over_warm_plateau": 6.0},
                                              "warmup": {"max_warmup_over_plateau": 3.0}}),
     "liona-needs-warmup": _wu_seeds(liona_minus_lionar_gap=0.02),
     "lionar-reduces-need": _wu_seeds(lionar_over_adamw_gap=0.9),
     "liona-still-benefits": _wu_seeds(gap={**_WU_SEED["gap"], "liona": -0.02}),
     "lionar-still-benefits": _wu_seeds(gap={**_WU_SEED["gap"], "lionar": -0.01}),
     "snr-high-early": _wu_seeds(snr_early_over_late=1.2),
-    "hm-no-warmup": _wu_seeds(recipe_minus_best_warm=0.05),
+    "hm-no-warmup": _wu_seeds(recipe_minus_adamw_warm=0.05),
+    "hm-best-no-warmup": _wu_seeds(recipe_minus_best_cold=0.0),  # a tie is not best
 }
 
 _DG_GROK = {"test_at_fit": 0.35, "final_test": 0.86, "pen_erank_change_after_fit": -0.16,

@@ -112,3 +112,19 @@ def test_lionar_rejects_an_unknown_nonrot():
     w, _ = _param((3, 3))
     with pytest.raises(ValueError, match="nonrot must be 'sign' or 'relative'"):
         LionAR([w], nonrot="abs")
+
+
+def test_inverse_bias_correction_and_lr_factor_reach_the_gains_too():
+    """An explicit warmup scales every step; the recipe's implicit one must as well: the gain's
+    step at update t is eta * lr_factor * (1 - beta1^t)."""
+    w, _ = _param((5, 3))
+    gain = torch.nn.Parameter(torch.ones(3))
+    opt = LionAR([{"params": [w], "weight_decay": 0.1}, {"params": [gain], "weight_decay": 0.0}],
+                 lr=0.1, betas=(0.9, 0.9), inverse_bias_correction=True)
+    for group in opt.param_groups:
+        group["lr_factor"] = 0.5
+    for t in (1, 2, 3):
+        w.grad, gain.grad = torch.randn(5, 3), torch.ones(3)
+        before = gain.detach().clone()
+        opt.step()
+        assert torch.allclose(before - gain.detach(), torch.full((3,), 0.1 * 0.5 * (1 - 0.9 ** t)), atol=1e-7)

@@ -15,7 +15,7 @@ from companion.train import History
 def _run(final, angles=None, g2=1.0, tr=1.0):
     """A fake run: a history ending at `final`, the update probe's RMS row angle per step
     (default: 0.01 everywhere), and constant SNR estimates."""
-    h = History(eval_steps=[99], val_loss=[final])
+    h = History(eval_steps=[50, 99], val_loss=[final + 0.1, final])
     steps = list(range(100))
     angles = angles or [0.01] * 100
     return {"history": h, "updates": [{"step": t, "total": {"row_angle_rms": a}} for t, a in zip(steps, angles)],
@@ -54,7 +54,10 @@ def test_claimed_arms_are_what_seed_metrics_reads():
     grid = _grid(adamw=((2.3, 2.35), (2.1, 2.05), (2.4, 1.9)))
     sel = W.select(grid, CFG)
     arms = W.claimed_arms(sel, CFG)
-    assert len(arms) == len(set(arms)) == 4 + 2 + 2 + 3
+    # AdamW pair x2, LionA x2, LionAR x2, recipe x2 + without inverse BC; the gains ablation x2 and
+    # LionAR's runner-up LR x2 (not claims)
+    assert len(arms) == len(set(arms)) == 4 + 2 + 2 + 3 + 2 + 2
+    assert sel["lionar_runner_up"] == 0.1
     runs = {W.run_key(*a): grid.get(W.run_key(*a)) or _run(2.0) for a in arms}  # the recipe arms: not in the grid
     m = R.seed_metrics(runs, sel, CFG)
     assert m["gap"]["adamw"] == pytest.approx(0.5)  # 2.4 - 1.9 at LR 1e-2
@@ -62,6 +65,14 @@ def test_claimed_arms_are_what_seed_metrics_reads():
     assert m["permanent_gap"] == pytest.approx(2.1 - 1.9)
     assert m["gap_ratio_low_over_high"] == pytest.approx(0.1)
     assert m["snr_early_over_late"] == pytest.approx(10.0)  # |G|^2 falls tenfold after step 10
+    assert m["recipe_minus_adamw_warm"] == pytest.approx(2.0 - 1.9)  # the recipe (2.0) against AdamW warmed
+    assert m["recipe_minus_best_cold"] == pytest.approx(0.0)  # LionA cold ends at 2.0 too: a tie
+    assert m["stalled"]["lionar_warmup"] == 0.0  # 2.1 at mid-run is below any bigram loss passed (inf)
+
+
+def test_a_run_no_better_than_a_bigram_model_at_mid_run_has_stalled():
+    assert R.stalled(_run(2.0), CFG, bigram=2.05)  # 2.1 at step 50, the end of the constant phase
+    assert not R.stalled(_run(1.9), CFG, bigram=2.05)
 
 
 def test_a_negative_gap_at_the_higher_lr_gives_no_ratio():

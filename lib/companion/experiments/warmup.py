@@ -98,6 +98,11 @@ class Config:
             raise ParamError(f"d_model ({self.d_model}) must be a multiple of n_head ({self.n_head})")
         if self.batch_size % self.snr_micro:
             raise ParamError(f"batch_size ({self.batch_size}) must be a multiple of snr_micro ({self.snr_micro})")
+        p0, p1 = plateau(self)
+        if p1 - p0 < 10:
+            raise ParamError(f"the plateau window [max(N/3, longest warmup), N - cooldown) = [{p0}, {p1}) must span "
+                             "at least 10 steps: the angles are scored against it; shorten the warmups or the "
+                             "cooldown (cooldown_frac), or run more steps")
         if self.probe_dense < 10:
             raise ParamError(f"parameter 'probe_dense' ({self.probe_dense}) must be at least 10: the claims "
                              "read the first 10 steps")
@@ -124,6 +129,13 @@ SCALES = {
 
 def warmup_steps(cfg: Config, frac: float) -> int:
     return int(round(frac * cfg.steps))
+
+
+def plateau(cfg: Config) -> tuple:
+    """Steps [max(N/3, longest warmup), start of the cooldown): every run is at peak LR there,
+    after its warmup; a run's own angle scale is measured on this window."""
+    longest = max(warmup_steps(cfg, w) for w in (*cfg.warmups, cfg.ref_warmup))
+    return max(cfg.steps // 3, longest), cfg.steps - int(cfg.cooldown_frac * cfg.steps)
 
 
 def scan_steps(cfg: Config) -> list:
@@ -226,13 +238,16 @@ def select(runs: dict, cfg: Config) -> dict:
     ("adamw_cold"), and AdamW's pair of LRs (the best cold and the best warm one; when they
     coincide, the best warm one and its lower neighbour in the grid, else the upper)."""
     W = cfg.ref_warmup
-    best = {opt: min(cfg.lrs(opt), key=lambda lr: final(runs, opt, lr, W)) for opt in GRIDS}
+    ranked = {opt: sorted(cfg.lrs(opt), key=lambda lr: final(runs, opt, lr, W)) for opt in GRIDS}
+    best = {opt: r[0] for opt, r in ranked.items()}
     cold = min(cfg.adamw_lrs, key=lambda lr: final(runs, "adamw", lr, 0.0))
     pair = {cold, best["adamw"]}
     if len(pair) == 1:
         i = cfg.adamw_lrs.index(cold)
         pair.add(cfg.adamw_lrs[i - 1] if i > 0 else cfg.adamw_lrs[i + 1])
-    return {"warm": best, "adamw_cold": cold, "adamw_pair": sorted(pair)}
+    # LionAR's runner-up warmed LR, rerun on the held-out seeds as a check of the selection
+    runner_up = ranked["lionar"][1] if len(ranked["lionar"]) > 1 else ranked["lionar"][0]
+    return {"warm": best, "adamw_cold": cold, "adamw_pair": sorted(pair), "lionar_runner_up": runner_up}
 
 
 def claimed_arms(sel: dict, cfg: Config) -> list:
@@ -241,7 +256,21 @@ def claimed_arms(sel: dict, cfg: Config) -> list:
     arms = [("adamw", lr, w) for lr in sel["adamw_pair"] for w in (0.0, W)]
     arms += [(opt, sel["warm"][opt], w) for opt in ("liona", "lionar") for w in (0.0, W)]
     arms += [("lionar-hm", lr_ar, 0.0), ("lionar-hm", lr_ar, W), ("lionar-hm-noibc", lr_ar, 0.0)]
+    # not claims: the gains ablation and LionAR's runner-up LR, over the same seeds
+    arms += [("lionar-rel1d", lr_ar, w) for w in (0.0, W)]
+    if sel["lionar_runner_up"] != lr_ar:
+        arms += [("lionar", sel["lionar_runner_up"], w) for w in (0.0, W)]
     return arms
+
+
+def bigram_loss(corpus: CharCorpus) -> float:
+    """Validation loss (nats/char) of a bigram model fitted on the training split (add-one
+    counts): a run still above it has learnt nothing beyond pairs of characters."""
+    V, tr, va = corpus.vocab_size, corpus.train.long(), corpus.val.long()
+    counts = torch.ones(V, V, dtype=torch.float64)
+    counts.index_put_((tr[:-1], tr[1:]), torch.ones(len(tr) - 1, dtype=torch.float64), accumulate=True)
+    p = counts / counts.sum(1, keepdim=True)
+    return float(-p[va[:-1], va[1:]].log().mean())
 
 
 def run(cfg: Config, dev, progress: bool = True) -> dict:
@@ -263,4 +292,4 @@ def run(cfg: Config, dev, progress: bool = True) -> dict:
         rs = _Runner(replace(cfg, seed=seed), corpus, dev, progress)
         per_seed[seed] = {run_key(*a): rs.run(*a) for a in claimed_arms(sel, cfg)}
     return {"initial_val": r.initial_val(), "params": GPT(r.gcfg).num_params(), "grid": grid, "selected": sel,
-            "seeds": cfg.held_out, "per_seed": per_seed}
+            "seeds": cfg.held_out, "per_seed": per_seed, "bigram_val": bigram_loss(corpus)}

@@ -20,7 +20,7 @@ constant 1 / (1 - beta1). A per-group "lr_factor" (default 1) scales eta_r from 
 the SNR-based correction of `companion.metrics.noise` sets it.
 
 Tensors LionAR does not rotate (1-D gains, and embeddings when they are not decayed) get a
-plain Lion step of size eta by default, as in REQ; at the learning rates LionAR uses (its
+plain Lion step of size eta by default, as in REQ (times the same corrections as eta_r); at the learning rates LionAR uses (its
 angle grows only like sqrt(eta)) that moves a LayerNorm gain of 1 by eta per step. With
 `nonrot="relative"` they get a Lion step of eta_r times their RMS at initialisation instead:
 the rotated rows' relative step, at a fixed scale (our variant, an ablation of the warmup
@@ -103,13 +103,17 @@ class LionAR(Optimizer):
         # the lambda of the rotated groups: the relative step of the other tensors uses their eta_r
         self.rot_decay = max(g["weight_decay"] for g in self.param_groups)
 
+    @staticmethod
+    def correction(group, t: int) -> float:
+        """The factor every step of update t gets: lr_factor, times 1 - beta1^t with inverse
+        bias correction."""
+        f = group["lr_factor"]
+        return f * (1 - group["betas"][0] ** t) if group["inverse_bias_correction"] else f
+
     def angle(self, group, t: int) -> float:
         """eta_r of update t (t = 1 for the first update), all corrections included."""
         lam = group["weight_decay"] if group["weight_decay"] > 0 else self.rot_decay
-        eta_r = lion_equilibrium_angle(group["lr"], lam, group["betas"]) * group["lr_factor"]
-        if group["inverse_bias_correction"]:
-            eta_r *= 1 - group["betas"][0] ** t
-        return eta_r
+        return lion_equilibrium_angle(group["lr"], lam, group["betas"]) * self.correction(group, t)
 
     @torch.no_grad()
     def step(self):
@@ -142,8 +146,8 @@ class LionAR(Optimizer):
                         if "rms0" not in state:
                             state["rms0"] = float(p.square().mean().sqrt())
                         p.add_(c, alpha=-self.angle(group, t) * state["rms0"])
-                    else:
-                        p.add_(c, alpha=-group["lr"])
+                    else:  # eta, with the same corrections (lr_factor, inverse bias correction) as eta_r
+                        p.add_(c, alpha=-group["lr"] * self.correction(group, t))
                     continue
                 w, u, r = _rows(p), _rows(c), state["row_norm"]
                 if group["zero_mean"]:

@@ -24,6 +24,13 @@ def _rolling_snr(records, k: int = 5):
     return steps, np.maximum(g2, 0) / tr
 
 
+def _above_marks(ax, xs, ys, top, color):
+    """Points above the y-range drawn as open triangles at its top edge."""
+    xs, ys = np.asarray(xs), np.asarray(ys)
+    off = ys > top
+    ax.plot(xs[off], [top] * int(off.sum()), "^", color=color, mfc="white", ms=7, clip_on=False)
+
+
 def _runs(res, opt, lr, w):
     """The grid seed's run and those of the held-out seeds, where they exist."""
     key = run_key(opt, lr, w)
@@ -67,17 +74,22 @@ def overview_figure(res, cfg):
     lo = min([final(g, "adamw", lr, w) for lr in cfg.adamw_lrs for w in (0.0, W)] +
              [final(g, "adamw", lr_a, w) for w in cfg.warmups])
     ax[1].set_ylim(lo - 0.03, lo + 0.45)
-    ax[1].legend(fontsize="x-small", title="warmup", title_fontsize="x-small", ncol=2, loc="lower left")
+    for c, w in zip(pal, cfg.warmups):
+        if w in (0.0, W):
+            _above_marks(ax[1], cfg.adamw_lrs, [final(g, "adamw", lr, w) for lr in cfg.adamw_lrs], lo + 0.45, c)
+    ax[1].legend(fontsize=6, title="warmup", title_fontsize=6, ncol=3, loc="lower left")
     c0, c1 = colors(2)
     for c, w in ((c0, 0.0), (c1, W)):
         run = g[run_key("adamw", cold, w)]
         h = run["history"]
         ax[2].plot(h.steps, moving_average(h.train_loss, 25), color=c, alpha=0.4, lw=1)
         ax[2].plot(h.eval_steps, h.val_loss, "o-", color=c, ms=3, label=f"W={w:.0%} (val)")
-        ax[3].plot(*series(run["updates"], "l2"), color=c, label=f"W={w:.0%}")
+        s, v = series(run["updates"], "l2")
+        ax[3].plot(s + 1, v, color=c, label=f"W={w:.0%}")
     ax[2].set(xlabel="step", ylabel="loss (nats)", title=f"AdamW at LR {cold:g}", ylim=(None, 3.0))
     ax[2].legend(fontsize="x-small")
     ax[3].set(xlabel="step", ylabel="‖Δw‖₂ (all matrices)", yscale="log", title=f"update size, LR {cold:g}")
+    ax[3].set(xscale="log", xlabel="step + 1")
     ax[3].legend(fontsize="x-small")
     fig.tight_layout()
     return fig
@@ -97,7 +109,7 @@ def angle_figure(res, cfg):
     Wn = warmup_steps(cfg, W)
     for a, title in zip(ax, (f"AdamW, peak LR {sel['adamw']:g}",
                              f"LionA (LR {sel['liona']:g}) and LionAR (LR {sel['lionar']:g})")):
-        a.axhline(1, color="black", lw=0.8)
+        a.axhline(1, color="0.45", lw=1.0, ls="--", zorder=0)
         a.axvspan(1, Wn + 1, color="grey", alpha=0.12, lw=0)
         a.set(xscale="log", yscale="log", title=title, ylabel="angle / own plateau")
         a.legend(fontsize="x-small", loc="upper right")
@@ -121,14 +133,15 @@ def norms_figure(res, cfg):
                   label=f"W={w:.0%}")
         steps = [rec["step"] for rec in r["updates"]]
         norm = [np.sqrt(sum(v["weight_norm"] ** 2 for v in rec["layers"].values())) for rec in r["updates"]]
-        ax[1].plot(steps, norm, color=c, label=f"W={w:.0%}")
+        ax[1].plot(np.array(steps) + 1, norm, color=c, label=f"W={w:.0%}")
     ax[0].axhline(eq_angle("adamw", lr_a, cfg), color="grey", ls=":", lw=1.2, label="analytic equilibrium η_r")
     ax[0].set(yscale="log", xticks=x, ylabel="RMS angle per neuron (rad)", title=f"first update, per matrix (LR {lr_a:g})")
     ax[0].set_ylim(top=ax[0].get_ylim()[1] * 8)
     ax[0].set_xticklabels([n.replace("blocks.", "").replace(".weight", "") for n in names], rotation=45,
                           ha="right", fontsize="x-small")
     ax[0].legend(fontsize="x-small", ncol=3, loc="upper left")
-    ax[1].set(xlabel="step", ylabel="‖w‖ of all matrices", title=f"weight norm (AdamW, LR {lr_a:g})")
+    ax[1].set(xlabel="step + 1", ylabel="‖w‖ of all matrices", title=f"weight norm (AdamW, LR {lr_a:g})",
+              xscale="log")
     ax[1].legend(fontsize="x-small")
     fig.tight_layout()
     return fig
@@ -146,7 +159,7 @@ def lr_figure(res, cfg):
             a.plot(lrs, [final(g, opt, lr, w) for lr in lrs], "o-", color=c, ms=4, label=f"W={w:.0%}")
             held = [final(s, opt, sel[opt], w) for s in res["per_seed"].values()]
             if len(held) > 1:
-                a.errorbar([sel[opt] * dx], [np.mean(held)], yerr=[np.std(held, ddof=1)], fmt="s", color=c,
+                a.errorbar([sel[opt] * dx ** 3], [np.mean(held)], yerr=[np.std(held, ddof=1)], fmt="s", color=c,
                            mfc="white", ms=5, capsize=2)
         a.axvline(sel[opt], color="grey", ls=":", lw=1)
         a.set(xscale="log", xlabel="peak LR", title=LABELS[opt])
@@ -154,6 +167,9 @@ def lr_figure(res, cfg):
         a.minorticks_off()
     lo = min(final(g, o, lr, w) for o in GRIDS for lr in cfg.lrs(o) for w in (0.0, W))
     ax[0].set(ylabel="final val loss (nats)", ylim=(lo - 0.03, lo + 0.5))
+    for a, opt in zip(ax, GRIDS):
+        for c, w in ((c0, 0.0), (c1, W)):
+            _above_marks(a, cfg.lrs(opt), [final(g, opt, lr, w) for lr in cfg.lrs(opt)], lo + 0.5, c)
     ax[0].legend(fontsize="x-small")
     fig.tight_layout()
     return fig
@@ -172,6 +188,9 @@ def gap_figure(res, cfg):
         ax[0].plot(lrs, np.maximum(gaps, floor), "o-", color=pal[opt], label=LABELS[opt])
         off = gaps < floor
         ax[0].plot(lrs[off], [floor] * off.sum(), "v", color=pal[opt], mfc="white", ms=8)
+        for x, v in zip(lrs[off], gaps[off]):
+            ax[0].annotate(f"{v:+.2f}", (x, floor), textcoords="offset points", xytext=(-8, 8), fontsize="x-small",
+                           color=pal[opt], ha="right")
     ax[0].axhline(0, color="black", lw=0.8)
     ax[0].set(xscale="log", xlabel="peak LR", ylabel=f"gap L(W=0) − L(W={W:.0%}) (nats)", title="across the grid")
     ax[0].legend(fontsize="x-small")
@@ -181,7 +200,7 @@ def gap_figure(res, cfg):
         ax[1].bar(i, np.mean(gaps), 0.6, color=pal[opt], alpha=0.5)
         ax[1].plot([i] * len(gaps), gaps, "o", color=pal[opt], ms=4)
     ax[1].axhline(0, color="black", lw=0.8)
-    ax[1].set(xticks=range(len(arms)), title="at the best warmed LR, held-out seeds")
+    ax[1].set(xticks=range(len(arms)), title="at the best warmed LR, held-out seeds", ylabel="gap (nats)")
     ax[1].set_xticklabels([f"{'recipe' if o == 'lionar-hm' else LABELS[o]}\n{lr:g}" for o, lr in arms],
                           fontsize="x-small")
     fig.tight_layout()
@@ -211,7 +230,7 @@ def noise_figure(res, cfg):
         ax[1].plot([r["step"] for r in run["batch_scan"]], [r["b_noise"] for r in run["batch_scan"]], "D",
                    color=c, ms=4, mfc="white")
     ax[1].axhline(cfg.batch_size, color="grey", ls=":", lw=1)
-    ax[1].text(cfg.steps * 0.02, cfg.batch_size * 1.15, f"batch B = {cfg.batch_size}", color="grey", fontsize="x-small")
+    ax[1].text(cfg.steps * 0.55, cfg.batch_size * 0.6, f"batch B = {cfg.batch_size}", color="grey", fontsize="x-small")
     ax[1].set(xlabel="step", ylabel="B_noise = tr Σ / |G|²", yscale="log", title="critical batch size")
     ax[1].legend(fontsize="x-small")
     phis = np.logspace(-4, 1, 100)
@@ -221,7 +240,7 @@ def noise_figure(res, cfg):
     p0 = plateau(cfg)[0]
     for val, name in ((np.nanmean(phi[s < 10]), "early"), (np.nanmean(phi[s >= p0]), "late")):
         ax[2].axvline(val, color="grey", ls="--", lw=1)
-        ax[2].text(val * 1.1, 0.9, name, color="grey", fontsize="x-small")
+        ax[2].text(val * 1.15, 0.12 if name == "late" else 0.2, name, color="grey", fontsize="x-small")
     ax[2].set(xscale="log", yscale="log", xlabel="per-sample SNR φ", ylabel="κ(φ, B)", title="SNR step factor")
     ax[2].legend(fontsize="x-small", loc="lower left")
     lr_r = sel["lionar"]
@@ -230,7 +249,8 @@ def noise_figure(res, cfg):
                          (pal[2], g[run_key("lionar", lr_r, 0.0)], "LionAR, W=0%"),
                          (pal[3], g[run_key("lionar-kappa", lr_r, 0.0)], "LionAR × κ, W=0%")):
         ax[3].plot(*series(run["rrc"], "rms", None), color=c, lw=1.2, label=name)
-    ax[3].set(xlabel="step", ylabel="RMS over layers of RRC", yscale="log", title="representation change per step")
+    ax[3].set(xlabel="step", ylabel="relative change of layer outputs", yscale="log",
+              title="representation change per step")
     ax[3].legend(fontsize="x-small")
     fig.tight_layout()
     return fig
@@ -247,9 +267,11 @@ def lionar_figure(res, cfg):
     (solid: no warmup; dashed: the reference warmup)."""
     W, g, lr_r = cfg.ref_warmup, res["grid"], res["selected"]["warm"]["lionar"]
     fig, ax = panels(2, ncols=2, row_height=3.0, sharey=True)
-    pal = colors(4)
-    groups = ((ax[0], (("lionar", pal[0]), ("lionar-hm", pal[1]), ("lionar-hm-noibc", pal[2]))),
-              (ax[1], (("lionar", pal[0]), ("lionar-rel1d", pal[3]), ("lionar-rel", pal[2]))))
+    pal = dict(zip(SHORT, colors(len(SHORT))))  # one colour per variant, in both panels
+    groups = ((ax[0], (("lionar", pal["lionar"]), ("lionar-hm", pal["lionar-hm"]),
+                       ("lionar-hm-noibc", pal["lionar-hm-noibc"]))),
+              (ax[1], (("lionar", pal["lionar"]), ("lionar-rel1d", pal["lionar-rel1d"]),
+                       ("lionar-rel", pal["lionar-rel"]))))
     for a, opts in groups:
         for opt, c in opts:
             for w, ls in ((0.0, "-"), (W, "--")):
@@ -257,7 +279,7 @@ def lionar_figure(res, cfg):
                 a.plot(h.eval_steps, h.val_loss, ls, marker="o", ms=2.5, color=c,
                        label=SHORT[opt] if w == 0 else None)
     h = g[run_key("lionar-kappa", lr_r, 0.0)]["history"]
-    ax[1].plot(h.eval_steps, h.val_loss, "-", marker="s", ms=2.5, color="grey", label=SHORT["lionar-kappa"])
+    ax[1].plot(h.eval_steps, h.val_loss, "-", marker="s", ms=2.5, color=pal["lionar-kappa"], label=SHORT["lionar-kappa"])
     vals = [g[run_key(o, lr_r, w)]["history"].val_loss[-1] for o in SHORT if o != "lionar-kappa" for w in (0.0, W)]
     ax[0].set(ylabel="val loss (nats)", ylim=(min(vals) - 0.05, max(vals) + 0.25))
     ax[0].set(xlabel="step", title="the recipe and its inverse BC")

@@ -116,9 +116,9 @@ class Config:
 
 
 SCALES = {
-    "smoke": Config(n_seeds=2, steps=100, warmups=(0.0, 0.1), ref_warmup=0.1, adamw_lrs=(3e-3, 1e-2),
-                    liona_lrs=(1e-2,), lionar_lrs=(3e-2,), eval_every=50, eval_batches=2, probe_every=10,
-                    probe_dense=10, batch_size=8),
+    "smoke": Config(n_seeds=2, steps=150, warmups=(0.0, 0.1), ref_warmup=0.1, adamw_lrs=(3e-3, 1e-2),
+                    liona_lrs=(1e-2,), lionar_lrs=(3e-2, 1e-1), eval_every=50, eval_batches=2, probe_every=10,
+                    probe_dense=10, batch_size=8, snr_micro=2, d_model=32, n_layer=1, n_head=2),
     "cpu": Config(),
     # Proposal for one H100 (brief, section 6, gpu): a ~3M-parameter GPT-2, 16k tokens per step.
     "gpu": Config(d_model=256, n_layer=4, n_head=4, seq_len=256, batch_size=64, steps=1000,

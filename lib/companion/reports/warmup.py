@@ -146,8 +146,11 @@ def seed_metrics(runs: dict, sel: dict, cfg: Config, bigram: float = math.inf) -
         "noibc_minus_best_warm": f("lionar-hm-noibc", lr_r, 0.0) - best_warm_lionar,
         "noibc_minus_recipe": f("lionar-hm-noibc", lr_r, 0.0) - f("lionar-hm", lr_r, 0.0),
         "angle": angle, "stalled": stalls, **extra,
-        "snr_early": snr_early, "snr_late": snr_late, "snr_early_over_late": snr_early / snr_late,
-        "b_noise_early": 1 / snr_early if snr_early > 0 else math.inf, "b_noise_late": 1 / snr_late,
+        # an SNR estimate of 0 (|G|^2 estimated <= 0 over a short window) gives no ratio
+        "snr_early": snr_early, "snr_late": snr_late,
+        "snr_early_over_late": snr_early / snr_late if snr_late > 0 else math.inf,
+        "b_noise_early": 1 / snr_early if snr_early > 0 else math.inf,
+        "b_noise_late": 1 / snr_late if snr_late > 0 else math.inf,
     }
 
 
@@ -246,7 +249,9 @@ def metrics(res: dict, cfg: Config) -> dict:
          "plateau_end": plateau(cfg)[1], "batch_size": cfg.batch_size, "matters_threshold": MATTERS, "kappa_bound": 1 / math.sqrt(cfg.batch_size),
          "snr_micro_batch": cfg.batch_size // cfg.snr_micro,
          "final_val_max": max(r["history"].final_val for r in g.values()),
-         "final_train_loss_max": max(r["history"].train_loss[-1] for r in g.values())}
+         # over the three swept optimizers' grid runs (the recipe and the ablations may stall: reported apart)
+         "final_train_loss_max": max(g[run_key(o, lr, w)]["history"].train_loss[-1]
+                                     for o in GRIDS for lr in cfg.lrs(o) for w in (0.0, cfg.ref_warmup))}
     m["seed_range"] = {arm: {k: {"min": min(s["final"][arm][k] for s in per_seed),
                                  "max": max(s["final"][arm][k] for s in per_seed)} for k in v}
                        for arm, v in per_seed[0]["final"].items()}

@@ -271,6 +271,7 @@ def _signed(m: dict) -> dict:
     mean, g = m["mean"], m["grid"]
     return {"adamw_gap": mean["gap"]["adamw"], "liona_gap": mean["gap"]["liona"], "lionar_gap": mean["gap"]["lionar"],
             "recipe_gap": mean["gap"]["recipe"], "gap_at_cold_lr": mean["gap_at_cold_lr"],
+            "recipe_minus_adamw_warm": mean["recipe_minus_adamw_warm"], "recipe_minus_best_cold": mean["recipe_minus_best_cold"],
             "permanent_gap": mean["permanent_gap"], "recipe_minus_best_warm": mean["recipe_minus_best_warm"],
             "noibc_minus_best_warm": mean["noibc_minus_best_warm"], "noibc_minus_recipe": mean["noibc_minus_recipe"],
             "gains_no_warmup": g["ablation"]["gains"]["no_warmup"], "gains_warmup": g["ablation"]["gains"]["warmup"],

@@ -84,6 +84,8 @@ def words(m: dict, rows: list) -> dict:
         "lionar_side": side(mean["gap"]["lionar"], "better", "worse"),
         "recipe_side": side(mean["gap"]["recipe"], "better", "worse"),
         "recipe_vs_best_side": side(mean["recipe_minus_best_warm"], "below", "above"),
+        "recipe_vs_adamw_side": side(mean["recipe_minus_adamw_warm"], "below", "above"),
+        "recipe_vs_cold_side": side(mean["recipe_minus_best_cold"], "below", "above"),
         "noibc_vs_best_side": side(mean["noibc_minus_best_warm"], "below", "above"),
         "noibc_vs_recipe_side": side(mean["noibc_minus_recipe"], "below", "above"),
         "gains_matter": matters(g["ablation"]["gains"]), "emb_matter": matters(g["ablation"]["embeddings"]),

@@ -77,31 +77,38 @@ WU_CONTRADICT = {
     "hm-best-no-warmup": _wu_seeds(recipe_minus_best_cold=0.0),  # a tie is not best
 }
 
-_DG_GROK = {"test_at_fit": 0.35, "final_test": 0.86, "pen_erank_change_after_fit": -0.16,
-            "rank_onset_minus_gen_decades": 0.1, "norm_onset_minus_gen_decades": -1.0}
-_DG_STAGE = {"two_stage_decades": 0.5, "rank_double_descent_depth": 0.2}
-DG_AGREE = {"runs": {"g": _DG_GROK, "s": _DG_STAGE}, "grok_run": "g", "stage_run": "s", "fit_lead": 0.8,
-            "gen_lead": 0.3, "tunnel_growth": 3, "tunnel_monotone": True}
+_DG_SEED = {"main": {"test_at_fit": 0.35, "final_test": 0.86, "pen_erank_change_after_fit": -0.16,
+                     "rank_onset_minus_gen_decades": 0.1},
+            "data": {"two_stage_decades": 0.5}, "init_gain_excess": 0.4, "decay_final_excess": 0.3,
+            "decay_rank_change_excess": -0.2, "norm_distance_n": 0.03, "rank_separation": 0.3, "dd_excess": 0.15,
+            "fit_lead": 0.8, "gen_lead": 0.3, "tunnel_gain_min": 2.0}
 
 
-def _dg(run, **change):
-    """DG_AGREE's runs with one run's indicators changed."""
-    runs = {k: dict(v) for k, v in DG_AGREE["runs"].items()}
-    runs[run].update(change)
-    return {"runs": runs}
+def _dg_seeds(**change):
+    """Three seeds around _DG_SEED (a small spread), `change` merged into every seed (one level deep)."""
+    def seed(d):
+        out = {k: ({kk: vv + d for kk, vv in v.items()} if isinstance(v, dict) else v + d) for k, v in _DG_SEED.items()}
+        return {**out, **{k: {**out[k], **v} if isinstance(v, dict) else v for k, v in change.items()}}
+    seeds = [seed(d) for d in (-1e-3, 0.0, 1e-3)]
+    return {"per_seed": seeds, "per_deep_seed": seeds[:2]}
 
 
+DG_AGREE = _dg_seeds()
 DG_CONTRADICT = {
-    "depth-delays-fitting": {"fit_lead": 0.1},
-    "depth-delays-generalization": {"gen_lead": -0.05},
-    "grokking-low-at-fit": _dg("g", test_at_fit=0.8),
-    "grokking-high-at-end": _dg("g", final_test=0.5),
-    "rank-falls-when-test-rises": _dg("g", pen_erank_change_after_fit=0.02),
-    "rank-onset-coincides": _dg("g", rank_onset_minus_gen_decades=None),  # the rank never falls
-    "norm-no-marker": _dg("g", norm_onset_minus_gen_decades=0.0),
-    "tunnel-grows-with-depth": {"tunnel_monotone": False},
-    "two-stage-generalization": _dg("s", two_stage_decades=0.0),
-    "rank-double-descent": {"stage_run": None},  # no two-stage run at this configuration
+    "depth-delays-fitting": _dg_seeds(fit_lead=0.1),
+    "depth-delays-generalization": _dg_seeds(gen_lead=-0.05),
+    "grokking-low-at-fit": _dg_seeds(main={"test_at_fit": 0.8}),
+    "grokking-high-at-end": _dg_seeds(main={"final_test": 0.5}),
+    "grokking-needs-large-init": _dg_seeds(init_gain_excess=0.05),  # the control groks as much
+    "decay-drives-generalization": _dg_seeds(decay_final_excess=0.0),
+    "rank-falls-when-test-rises": _dg_seeds(main={"pen_erank_change_after_fit": 0.02}),
+    "rank-fall-needs-generalization": _dg_seeds(decay_rank_change_excess=0.0),  # the control's rank falls as much
+    "rank-onset-coincides": _dg_seeds(main={"rank_onset_minus_gen_decades": None}),  # the rank never falls
+    "norm-curves-overlap": _dg_seeds(norm_distance_n=0.3),
+    "rank-curves-separate": _dg_seeds(rank_separation=0.0),  # no more apart than two seeds
+    "tunnel-grows-with-depth": _dg_seeds(tunnel_gain_min=0.0),  # equal at some threshold
+    "two-stage-generalization": _dg_seeds(data={"two_stage_decades": 0.0}),
+    "rank-double-descent": _dg_seeds(dd_excess=0.0),  # the controls descend twice as well
 }
 _SQ_TENSOR = {"thm35_violations": 0, "aligned_nearest_flips": 0, "mismatch_violations_aligned": []}
 SQ_AGREE = {"tensor": _SQ_TENSOR, "order": {"one-shot": {"sq_not_worse": 0.9}, "qat": {"sq_not_worse": 0.8}},
@@ -243,8 +250,8 @@ def test_rows_have_the_contract_schema(cid):
 
 def test_a_claim_on_something_that_never_happened_fails_with_no_number():
     claim = next(c for c in report("deep-grokking").CLAIMS if c.id == "grokking-low-at-fit")
-    row = claim.evaluate({**DG_AGREE, **_dg("g", test_at_fit=None)}, "cpu")  # the run never fits
-    assert row["holds"] is False and row["our_value"] is None and row["our_value_text"] == "—"
+    row = claim.evaluate(_dg_seeds(main={"test_at_fit": None}), "cpu")  # the run never fits
+    assert row["holds"] is False and row["our_value"] is None and row["our_value_text"].startswith("—")
     assert row["verdict"] == "fails"
 
 

@@ -67,10 +67,11 @@ class Claim:
     test: str  # the test in words, shown in the table (say so if it was chosen after a run)
     fmt: str = "{:.4g}"
     scope: str = "per_seed"  # "per_seed": read on every seed; "run": one value for the run
+    over: str = "per_seed"  # the metrics' list of per-seed dicts to read (a claim on a subset of the seeds)
 
     def values(self, metrics: dict) -> list:
-        if self.scope == "per_seed" and metrics.get("per_seed"):
-            return [float(self.our_value(m)) for m in metrics["per_seed"]]
+        if self.scope == "per_seed" and metrics.get(self.over):
+            return [float(self.our_value(m)) for m in metrics[self.over]]
         return [float(self.our_value(metrics))]
 
     def evaluate(self, metrics: dict, scale: str) -> dict:
@@ -161,6 +162,12 @@ def verify(checks, metrics: dict) -> list:
 
 
 MARK = {"holds": "✓ holds", "mixed": "≈ mixed", "fails": "✗ fails"}
+VERDICT_WORD = {"holds": "holds", "mixed": "is mixed", "fails": "fails"}
+
+
+def says(rows: list) -> dict:
+    """{"says.<claim id>": "holds" | "is mixed" | "fails"}: a verdict as the prose words it."""
+    return {f"says.{r['id']}": VERDICT_WORD[verdict_of(r)] for r in rows}
 
 
 def verdict_text(row: dict) -> str:

@@ -8,9 +8,11 @@ reshuffled epochs. At log-spaced steps every run records train and test accuracy
 the numerical and effective rank of every Linear layer's output on the test points, and the
 weight norms; at a few of them, the linear-probe accuracy of every layer.
 
-Three groups of runs, each run cached by its configuration:
-* the depth sweep (paper Figs. 2-5): `depths` at (n_train, weight_decay);
-* the two-stage run (Fig. 1c): one deep net at (stage_n_train, stage_weight_decay);
+Groups of runs (`plan`), each run cached by its configuration:
+* the depth sweep (paper Figs. 2-4): `depths` at (n_train, weight_decay), over seeds;
+* two controls of the first depth where grokking should be absent: a small initialisation
+  (`control_alpha`) and a weight decay too small to generalize (`control_weight_decay`);
+* the first depth on a larger training set (`compare_n_train`; Figs. 1c and 5);
 * the weight-decay regimes (Figs. 6-7): `regime_decays` at (regime_depth, regime_n_train).
 Metrics, claims and figures are in `companion.reports.deep_grokking`.
 """
@@ -35,16 +37,19 @@ N_CLASSES = 10
 
 @dataclass(frozen=True)
 class Config:
-    seed: int = param(0, "seed of the data split, initialisation and batch order", range=(0, 2**31 - 1))
+    seeds: tuple[int, ...] = param((0, 1, 2), "seeds (data split, initialisation, batch order) of every group of runs",
+                                range=(0, 2**31 - 1))
     data: str = param("mnist-test-split", "images: mnist-test-split (offline: train and test drawn with the seed from "
                    "the 10,000 MNIST test images), mnist (the paper's: first n_train training images; needs the "
                    "60,000-image file), digits (scikit-learn 8x8, smoke)", choices=mnist.SOURCES)
     n_test: int = param(2000, "test images (accuracy and feature ranks are measured on them)", range=(100, 10000))
-    depths: tuple[int, ...] = param((4, 12), "depths of the sweep (number of Linear layers)", range=(2, 64))
-    steps: tuple[int, ...] = param((30000, 20000), "optimizer steps per depth (one value: every depth)",
+    depths: tuple[int, ...] = param((4, 8), "depths of the sweep (number of Linear layers); the first is the "
+                                 "grokking network that the controls copy", range=(2, 64))
+    steps: tuple[int, ...] = param((30000, 25000), "optimizer steps per depth (one value: every depth)",
                                 range=(10, 10**7))
-    n_train: int = param(1000, "training images of the depth sweep", range=(50, 60000))
-    weight_decay: float = param(0.01, "AdamW's decoupled weight decay gamma of the depth sweep", range=(0.0, 1.0))
+    deep_seeds: int = param(2, "how many of the seeds the deeper nets of the sweep use", range=(1, 1000))
+    n_train: int = param(1000, "training images of the sweep and of the controls", range=(50, 60000))
+    weight_decay: float = param(0.01, "AdamW's decoupled weight decay gamma", range=(0.0, 1.0))
     width: int = param(128, "hidden width (the paper: 400)", range=(8, 8192))
     alpha: float = param(8.0, "initialisation scale: every parameter is alpha x PyTorch's default", range=(0.01, 100.0))
     lr: float = param(3e-3, "AdamW learning rate (the paper: 1e-3)", range=(1e-6, 1.0))
@@ -55,13 +60,22 @@ class Config:
                           "the dtype", range=(0.0, 1.0))
     tunnel_frac: float = param(0.75, "a layer is in the tunnel if its rank is below tunnel_frac x width "
                             "(the paper: 300 of 400)", range=(0.01, 1.0))
-    n_evals: int = param(40, "log-spaced evaluations per run", range=(5, 1000))
-    probe_evals: int = param(4, "evaluations with a linear probe on every layer (log-spaced; 0 = none)",
-                          range=(0, 100))
-    stage_depth: int = param(0, "depth of the two-stage run (0 = none)", range=(0, 64))
-    stage_n_train: int = param(1000, "training images of the two-stage run", range=(50, 60000))
-    stage_weight_decay: float = param(0.01, "weight decay of the two-stage run", range=(0.0, 1.0))
-    stage_steps: int = param(20000, "steps of the two-stage run", range=(10, 10**7))
+    tunnel_fracs: tuple[float, ...] = param((0.6, 0.7, 0.75, 0.8, 0.9), "thresholds (x width) over which the "
+                                         "tunnel length is compared", range=(0.01, 1.0))
+    control_alpha: float = param(1.0, "initialisation scale of the first control, which should not grok (0 = no "
+                              "such control)", range=(0.0, 100.0))
+    control_alpha_steps: int = param(10000, "steps of the alpha control", range=(10, 10**7))
+    control_decay: bool = param(True, "run the second control: the grokking network with control_weight_decay")
+    control_weight_decay: float = param(0.001, "weight decay of the second control, too small to generalize",
+                                     range=(0.0, 1.0))
+    compare_n_train: int = param(4000, "a larger training set for the first depth, every seed (the paper's "
+                                 "Figs. 1c and 5 compare training-set sizes; 0 = none)", range=(0, 60000))
+    dense_from: int = param(1000, "the initial transient ends here: evaluations are log-spaced before and evenly "
+                            "spaced after it, and rank descents are searched from it", range=(1, 10**7))
+    n_log_evals: int = param(12, "log-spaced evaluations before dense_from", range=(2, 1000))
+    n_evals: int = param(48, "evenly spaced evaluations from dense_from to the end of a run", range=(2, 10000))
+    probe_evals: int = param(4, "evaluations with a linear probe on every layer, in the sweep's first-seed runs "
+                          "(0 = none)", range=(0, 100))
     regime_depth: int = param(0, "depth of the weight-decay regime runs (0 = none)", range=(0, 64))
     regime_n_train: int = param(2000, "training images of the regime runs", range=(50, 60000))
     regime_decays: tuple[float, ...] = param((0.005, 0.01, 0.05), "weight decays of the regime runs",
@@ -75,6 +89,8 @@ class Config:
         if list(self.depths) != sorted(set(self.depths)):
             raise ParamError(f"parameter 'depths' must hold distinct values in increasing order; got "
                              f"{','.join(map(str, self.depths))}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ParamError(f"parameter 'seeds' must hold distinct values; got {','.join(map(str, self.seeds))}")
         available = {"mnist-test-split": 10000, "mnist": 60000 + self.n_test, "digits": 1797}[self.data]
         for n in self.n_trains():
             if n + self.n_test > available:
@@ -88,7 +104,7 @@ class Config:
                           "mnist-test-labels")}[self.data]
 
     def n_trains(self):
-        return [self.n_train] + ([self.stage_n_train] if self.stage_depth else []) \
+        return [self.n_train] + ([self.compare_n_train] if self.compare_n_train else []) \
             + ([self.regime_n_train] if self.regime_depth else [])
 
     def steps_of(self, depth: int) -> int:
@@ -97,17 +113,17 @@ class Config:
 
 SCALES = {
     # plumbing only, every group of runs (brief, smoke): alpha 8 does not fit the digits in 3k steps
-    "smoke": Config(data="digits", n_train=500, n_test=1000, depths=(4, 6), steps=(2000,), width=64, alpha=4.0,
-                    batch_size=100, n_evals=10, probe_evals=1, stage_depth=6, stage_n_train=700,
-                    stage_steps=1000, regime_depth=4, regime_n_train=500, regime_steps=500),
-    # brief, cpu (lr 3x the paper's so that the alpha-scaled weights shrink within the budget), 40k steps per
-    # depth; the two-stage candidate of the configuration search (in the chapter) at N = 4000, decay 0.02
-    "cpu": Config(depths=(4, 8, 12), steps=(40000,), stage_depth=8, stage_n_train=4000, stage_weight_decay=0.02,
-                  stage_steps=40000),
+    "smoke": Config(seeds=(0, 1), data="digits", n_train=500, n_test=1000, depths=(4, 6), steps=(1500,),
+                    deep_seeds=1, width=64, alpha=4.0, batch_size=100, control_alpha_steps=600, compare_n_train=700,
+                    dense_from=200, n_log_evals=5, n_evals=8, probe_evals=1, regime_depth=4, regime_n_train=500,
+                    regime_steps=400),
+    # brief, cpu (lr 3x the paper's so that the alpha-scaled weights shrink within the budget): three seeds
+    # of the grokking net (depth 4, N = 1000) and of its controls and larger-N twin, two of depth 8
+    "cpu": Config(),
     # the paper's configuration (proposal, unmeasured on a GPU): width 400, lr 1e-3, float64, 1e5 steps
-    "gpu": Config(n_train=5000, depths=(4, 8, 12), steps=(100000,), width=400, lr=1e-3, dtype="float64",
-                  n_evals=60, probe_evals=5, stage_depth=12, stage_n_train=7000, stage_steps=100000,
-                  regime_depth=12, regime_n_train=2000),
+    "gpu": Config(seeds=(0,), n_train=5000, depths=(4, 8, 12), steps=(100000,), deep_seeds=1, width=400, lr=1e-3,
+                  dtype="float64", control_alpha_steps=20000, compare_n_train=7000, dense_from=2000, n_evals=60,
+                  probe_evals=5, regime_depth=12, regime_n_train=2000),
 }
 
 
@@ -116,29 +132,50 @@ class RunSpec:
     depth: int
     n_train: int
     weight_decay: float
+    alpha: float
     steps: int
+    seed: int
+    probes: int = 0
 
     @property
     def name(self) -> str:
-        return f"d{self.depth}-n{self.n_train}-wd{self.weight_decay:g}-t{self.steps}"
+        return (f"d{self.depth}-n{self.n_train}-wd{self.weight_decay:g}-a{self.alpha:g}-t{self.steps}"
+                f"-s{self.seed}")
+
+
+GROUPS = ("sweep", "alpha", "decay", "data", "regime")
 
 
 def plan(cfg: Config) -> dict:
-    """The runs of the chapter by group: {"depth": [...], "stage": [...], "regime": [...]}."""
-    out = {"depth": [RunSpec(d, cfg.n_train, cfg.weight_decay, cfg.steps_of(d)) for d in cfg.depths],
-           "stage": [], "regime": []}
-    if cfg.stage_depth:
-        out["stage"] = [RunSpec(cfg.stage_depth, cfg.stage_n_train, cfg.stage_weight_decay, cfg.stage_steps)]
-    if cfg.regime_depth:
-        out["regime"] = [RunSpec(cfg.regime_depth, cfg.regime_n_train, wd, cfg.regime_steps)
-                         for wd in cfg.regime_decays]
+    """The runs of the chapter by group (in the order they run): "sweep" (every depth; the first
+    with every seed, the others with the first `deep_seeds`), the two controls of the first
+    depth, "alpha" (small initialisation) and "decay" (too little weight decay), "data" (the
+    first depth on a larger training set) and "regime" (weight decays at one depth)."""
+    d0, first = cfg.depths[0], cfg.seeds[0]
+    sweep = [RunSpec(d, cfg.n_train, cfg.weight_decay, cfg.alpha, cfg.steps_of(d), s,
+                     cfg.probe_evals if s == first else 0)
+             for i, d in enumerate(cfg.depths) for s in (cfg.seeds if i == 0 else cfg.seeds[:cfg.deep_seeds])]
+    per_seed = lambda **kw: [RunSpec(**{"depth": d0, "n_train": cfg.n_train, "weight_decay": cfg.weight_decay,  # noqa: E731
+                                        "alpha": cfg.alpha, "steps": cfg.steps_of(d0), "seed": s, **kw})
+                             for s in cfg.seeds]
+    out = {"sweep": sweep,
+           "alpha": per_seed(alpha=cfg.control_alpha, steps=cfg.control_alpha_steps) if cfg.control_alpha else [],
+           "decay": per_seed(weight_decay=cfg.control_weight_decay) if cfg.control_decay else [],
+           "data": per_seed(n_train=cfg.compare_n_train) if cfg.compare_n_train else [],
+           "regime": [RunSpec(cfg.regime_depth, cfg.regime_n_train, wd, cfg.alpha, cfg.regime_steps, first)
+                      for wd in cfg.regime_decays] if cfg.regime_depth else []}
     return out
 
 
-def eval_steps(steps: int, n: int) -> list:
-    """Step 0 and about n log-spaced steps up to `steps` (dense at the start, where every
-    step is distinct)."""
-    return sorted({0, steps} | {int(round(10 ** (i * math.log10(steps) / (n - 1)))) for i in range(n)})
+def eval_steps(steps: int, dense_from: int, n_log: int, n_lin: int) -> list:
+    """Step 0, n_log log-spaced steps up to dense_from (the initial transient, where every step
+    is distinct) and n_lin evenly spaced ones from dense_from to `steps` (where grokking
+    happens)."""
+    edge = min(dense_from, steps)
+    log = {int(round(10 ** (i * math.log10(edge) / (n_log - 1)))) for i in range(n_log)}
+    lin = {int(round(dense_from + i * (steps - dense_from) / (n_lin - 1))) for i in range(n_lin)} \
+        if steps > dense_from else set()
+    return sorted({0, steps} | log | lin)
 
 
 def probe_steps(evals: list, k: int) -> set:
@@ -155,11 +192,11 @@ class _Runner:
         self.cfg, self.dev, self.progress = cfg, dev, progress
         self.dtype = getattr(torch, cfg.dtype)
         self.key = {k: v for k, v in asdict(cfg).items()
-                    if k in ("seed", "data", "n_test", "width", "alpha", "lr", "batch_size", "dtype", "rank_rtol",
-                             "n_evals", "probe_evals")}
+                    if k in ("data", "n_test", "width", "lr", "batch_size", "dtype", "rank_rtol", "dense_from",
+                             "n_log_evals", "n_evals")}
 
-    def data(self, n_train: int):
-        xtr, ytr, xte, yte = mnist.load(self.cfg.data, n_train, self.cfg.n_test, self.cfg.seed, self.dtype)
+    def data(self, n_train: int, seed: int):
+        xtr, ytr, xte, yte = mnist.load(self.cfg.data, n_train, self.cfg.n_test, seed, self.dtype)
         return [t.to(self.dev) for t in (xtr, ytr, xte, yte)]
 
     @torch.no_grad()
@@ -177,13 +214,14 @@ class _Runner:
         c = self.cfg
 
         def compute(ckpt):
-            xtr, ytr, xte, yte = self.data(spec.n_train)
+            xtr, ytr, xte, yte = self.data(spec.n_train, spec.seed)
             targets = F.one_hot(ytr, N_CLASSES).to(self.dtype)
-            torch.manual_seed(c.seed)
-            model = MLP(spec.depth, c.width, xtr.shape[1], N_CLASSES, c.alpha).to(self.dev, self.dtype)
-            opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=spec.weight_decay)
-            evals = eval_steps(spec.steps, c.n_evals)
-            evals, probes = set(evals), probe_steps(evals, c.probe_evals)
+            torch.manual_seed(spec.seed)
+            model = MLP(spec.depth, c.width, xtr.shape[1], N_CLASSES, spec.alpha).to(self.dev, self.dtype)
+            # fused: the same AdamW update in one kernel per step (1.5x faster on two CPU cores here)
+            opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=spec.weight_decay, fused=True)
+            evals = eval_steps(spec.steps, c.dense_from, c.n_log_evals, c.n_evals)
+            evals, probes = set(evals), probe_steps(evals, spec.probes)
             records, start = [], 0
             saved = load_checkpoint(ckpt, self.dev) if ckpt is not None else None
             if saved is not None:
@@ -196,12 +234,12 @@ class _Runner:
                        mininterval=2.0)
             for t in bar:
                 if t in evals:
-                    records.append(self.record(t, model, (xtr, ytr), (xte, yte), t in probes))
+                    records.append(self.record(t, model, (xtr, ytr), (xte, yte), t in probes, spec.seed))
                 if t == spec.steps:
                     break
                 epoch, i = divmod(t, steps_per_epoch)
                 if i == 0 or order is None:
-                    g = torch.Generator().manual_seed(c.seed * 1_000_003 + epoch)
+                    g = torch.Generator().manual_seed(spec.seed * 1_000_003 + epoch)
                     order = torch.randperm(spec.n_train, generator=g).to(self.dev)
                 idx = order[i * c.batch_size:(i + 1) * c.batch_size]
                 loss = F.mse_loss(model(xtr[idx]), targets[idx])
@@ -219,7 +257,7 @@ class _Runner:
             return {"spec": asdict(spec), "records": records}
         return cached(CHAPTER, spec.name, {**self.key, **asdict(spec)}, compute)
 
-    def record(self, t, model, train_set, test_set, probe: bool) -> dict:
+    def record(self, t, model, train_set, test_set, probe: bool, seed: int) -> dict:
         """Accuracy and loss on both sets, ranks of every layer on the test set, weight norms,
         and (if `probe`) every layer's linear-probe accuracy."""
         tr, feats_tr = self.evaluate(model, *train_set, features=False)
@@ -229,7 +267,7 @@ class _Runner:
                "last_norm": float(torch.cat([p.detach().double().flatten()
                                              for p in model.linears[-1].parameters()]).norm())}
         if probe:
-            rec["probe_acc"] = [linear_probe_accuracy(a, train_set[1], b, test_set[1], N_CLASSES, seed=self.cfg.seed)
+            rec["probe_acc"] = [linear_probe_accuracy(a, train_set[1], b, test_set[1], N_CLASSES, seed=seed)
                                 for a, b in zip(feats_tr, feats_te)]
         return rec
 

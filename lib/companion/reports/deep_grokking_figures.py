@@ -1,45 +1,105 @@
-"""Figures of the deep-grokking chapter (the book's convention: see `companion.plotting`)."""
-import math
-
+"""Figures of the deep-grokking chapter (the book's convention: see `companion.plotting`).
+Every seed is drawn: the first seed solid, the others thin."""
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from companion.plotting import colors, panels
-from companion.reports.deep_grokking import PEN, value_at, late_median, logged, series
+from companion.plotting import WIDTH, colors, panels
+from companion.reports.deep_grokking import PEN, late_median, series, value_at
+
+TRAIN, TEST = colors(2)
 
 
-def _label(s: dict) -> str:
-    return f"depth {s['depth']}, N = {s['n_train']}, γ = {s['weight_decay']:g}"
+def _style(run, first_seed):
+    return dict(lw=1.6, alpha=1.0) if run["spec"]["seed"] == first_seed else dict(lw=0.8, alpha=0.55)
 
 
-def _mark(ax, s):
-    for t, ls in ((s["t_fit"], ":"), (s["t_gen"], "--")):
-        if t is not None and t > 0:
-            ax.axvline(t, color="0.5", lw=0.8, ls=ls)
+def _logged(run, key, layer=None):
+    steps, vals = series(run, key, layer)
+    return steps[steps > 0], vals[steps > 0]
 
 
-def _acc(ax, run, s, color=None, legend=True):
-    steps, train = logged(run, "train_acc")
-    _, test = logged(run, "test_acc")
-    c = colors(2)
-    ax.plot(steps, train, color=color or c[0], label="train")
-    ax.plot(steps, test, color=color or c[1], ls="--" if color else "-", label="test")
-    ax.set(xscale="log", ylim=(0, 1.02), xlabel="step")
-    _mark(ax, s)
-    if legend:
-        ax.legend(loc="upper left")
+def _accuracy(ax, runs, first_seed, log=True, legend=False):
+    """Train (dotted) and test (solid) accuracy of runs, every seed."""
+    for run in runs:
+        get = _logged if log else series
+        st = _style(run, first_seed)
+        ax.plot(*get(run, "train_acc"), color=TRAIN, ls=":", **st, label="train" if legend else None)
+        ax.plot(*get(run, "test_acc"), color=TEST, **st, label="test" if legend else None)
+        legend = False
+    ax.set(ylim=(0, 1.02), xscale="log" if log else "linear")
+
+
+def _title(run):
+    sp = run["spec"]
+    return f"depth {sp['depth']}, N = {sp['n_train']}, α = {sp['alpha']:g}, γ = {sp['weight_decay']:g}"
 
 
 def accuracy_figure(res, m):
     """Fig. 2 (top row) analogue: train and test accuracy vs step, one panel per depth."""
-    names = list(res["depth"])
-    fig, axes = panels(len(names), row_height=2.8, sharey=True)
-    for ax, n in zip(axes, names):
-        _acc(ax, res["depth"][n], m["runs"][n], legend=ax is axes[0])
-        ax.set_title(_label(m["runs"][n]))
-    for ax in axes[::2]:
-        ax.set_ylabel("accuracy")
+    depths = m["depths"]
+    fig, axes = panels(len(depths), row_height=2.8, sharey=True)
+    for ax, d in zip(axes, depths):
+        runs = [r for r in res["sweep"].values() if r["spec"]["depth"] == d]
+        _accuracy(ax, runs, m["seeds"][0], legend=ax is axes[0])
+        ax.set(title=_title(runs[0]).split(", α")[0], xlabel="step (log)")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def _groups(res):
+    """The four runs the rank figure compares, each with all its seeds: (title, runs)."""
+    out = [("grokking net", [r for r in res["sweep"].values() if r["spec"]["depth"] == min(
+        x["spec"]["depth"] for x in res["sweep"].values())]), ("larger training set", list(res["data"].values())),
+        ("control: small initialisation", list(res["alpha"].values())),
+        ("control: too little weight decay", list(res["decay"].values()))]
+    return [(t, runs) for t, runs in out if runs]
+
+
+def rank_dd_figure(res, m, cfg):
+    """The rank double descent, with the test accuracy on the same (linear) step axis and the
+    controls beside: for each group, accuracy over the median effective rank of the last half
+    of the hidden layers. The initial transient (before cfg.dense_from) is shaded and left out
+    of the rank axis' range, so that the later moves are visible."""
+    groups = _groups(res)
+    ncol = 2
+    nrow = 2 * -(-len(groups) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(WIDTH, 1.75 * nrow), squeeze=False,
+                             gridspec_kw=dict(height_ratios=[1, 1.3] * (nrow // 2)))
+    first = m["seeds"][0]
+    for k, (title, runs) in enumerate(groups):
+        acc, rk = axes[2 * (k // ncol)][k % ncol], axes[2 * (k // ncol) + 1][k % ncol]
+        _accuracy(acc, runs, first, log=False, legend=k == 0)
+        acc.set_title(f"{title}\n{_title(runs[0])}", fontsize=8)
+        lo, hi = np.inf, -np.inf
+        for run in runs:
+            steps, med = late_median(run)
+            rk.plot(steps, med, color=colors(3)[2], **_style(run, first))
+            late = med[steps >= cfg.dense_from]
+            lo, hi = min(lo, late.min()), max(hi, late.max())
+            s = m["runs"][next(n for n, r in {**res["sweep"], **res["data"], **res["alpha"], **res["decay"]}.items()
+                               if r is run)]
+            if s["rank_double_descent"] and run["spec"]["seed"] == first:
+                for t, mk in zip(s["rank_double_descent"], ("v", "^")):
+                    rk.plot(t, value_at(steps, med, t), mk, color="k", ms=6, zorder=3)
+            if s["t_fit"] is not None and run["spec"]["seed"] == first:
+                for ax in (acc, rk):
+                    ax.axvline(s["t_fit"], color="0.4", lw=0.8, ls="--")
+        pad = 0.08 * (hi - lo)
+        rk.set(ylim=(lo - pad, hi + pad), xlabel="step")
+        for ax in (acc, rk):
+            ax.axvspan(0, cfg.dense_from, color="0.9", zorder=0)
+            ax.set_xlim(0, runs[0]["records"][-1]["step"])
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+        acc.tick_params(labelbottom=False)
+        if k % ncol == 0:
+            acc.set_ylabel("accuracy")
+            rk.set_ylabel("median eff. rank,\nlate layers")
+    axes[0][0].legend(loc="lower right", fontsize=7)
+    for ax in axes.flat[2 * len(groups):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 
@@ -48,32 +108,9 @@ def _layer_lines(ax, run, key, cmap="viridis"):
     L = len(run["records"][0][key])
     cm = plt.get_cmap(cmap)
     for layer in range(L - 1):  # the output layer (rank <= 10) is left out
-        ax.plot(*logged(run, key, layer), color=cm(layer / max(L - 2, 1)), lw=1.2,
+        ax.plot(*_logged(run, key, layer), color=cm(layer / max(L - 2, 1)), lw=1.2,
                 label=f"layer {layer + 1}" if layer in (0, L - 2) else None)
-    ax.set(xscale="log", xlabel="step")
-
-
-def rank_figure(res, m, names):
-    """Fig. 1 analogue: per-layer effective and numerical rank, accuracy and linear-probe
-    accuracy vs step, one column per run."""
-    runs = {n: r for g in res.values() for n, r in g.items()}
-    fig, axes = plt.subplots(4, len(names), figsize=(3.4 * len(names), 9.0), sharex="col", squeeze=False)
-    for j, n in enumerate(names):
-        run, s = runs[n], m["runs"][n]
-        _layer_lines(axes[0][j], run, "erank")
-        _layer_lines(axes[1][j], run, "rank")
-        _acc(axes[2][j], run, s, legend=j == 0)
-        _probe_lines(axes[3][j], run)
-        for ax in axes[:, j]:
-            _mark(ax, s)
-        axes[0][j].set_title(_label(s))
-    axes[0][0].set_ylabel("effective rank")
-    axes[1][0].set_ylabel("numerical rank")
-    axes[2][0].set_ylabel("accuracy")
-    axes[3][0].set_ylabel("linear-probe accuracy")
-    axes[0][0].legend(loc="lower left")
-    fig.tight_layout()
-    return fig
+    ax.set(xscale="log")
 
 
 def _probe_lines(ax, run):
@@ -86,56 +123,85 @@ def _probe_lines(ax, run):
     cm = plt.get_cmap("viridis")
     for layer in range(L):
         ax.plot(steps, [r["probe_acc"][layer] for r in recs], "o-", ms=3, color=cm(layer / max(L - 1, 1)), lw=1)
-    ax.set(xscale="log", ylim=(0, 1.02), xlabel="step")
+    ax.set(xscale="log", ylim=(0, 1.02))
 
 
-def tunnel_figure(res, m, cfg):
-    """Figs. 3-4 analogue: final numerical rank per layer for each depth, the threshold, and
-    the tunnel length."""
-    names = list(res["depth"])
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.5, 3.0), gridspec_kw=dict(width_ratios=[2.2, 1]))
-    c = colors(len(names))
-    for k, n in enumerate(names):
-        ranks = m["runs"][n]["final_rank"]
-        ax.plot(range(1, len(ranks) + 1), ranks, "o-", color=c[k], ms=3, label=f"depth {m['runs'][n]['depth']}")
-    ax.axhline(cfg.tunnel_frac * cfg.width, color="0.4", ls="--", lw=1)
-    ax.text(1, cfg.tunnel_frac * cfg.width, f" threshold {cfg.tunnel_frac:g} × width", va="bottom", fontsize=8)
-    ax.set(xlabel="layer (Linear output)", ylabel=f"numerical rank ({cfg.dtype})", ylim=(0, cfg.width * 1.05))
-    ax.legend(loc="lower left")
-    depths = [m["runs"][n]["depth"] for n in names]
-    bx.bar([str(d) for d in depths], [m["runs"][n]["tunnel_length"] for n in names], color=c)
-    bx.set(xlabel="depth", ylabel="tunnel length (layers)")
-    bx.yaxis.set_major_locator(MaxNLocator(integer=True))
+def layers_figure(res, m):
+    """Fig. 1 analogue for the first seed of every depth: per-layer effective rank, accuracy and
+    linear-probe accuracy vs step."""
+    runs = [r for r in res["sweep"].values() if r["spec"]["seed"] == m["seeds"][0]]
+    fig, axes = plt.subplots(3, len(runs), figsize=(WIDTH, 6.6), sharex="col", squeeze=False)
+    for j, run in enumerate(runs):
+        s = m["runs"][next(n for n, r in res["sweep"].items() if r is run)]
+        _layer_lines(axes[0][j], run, "erank")
+        _accuracy(axes[1][j], [run], run["spec"]["seed"], legend=j == 0)
+        _probe_lines(axes[2][j], run)
+        for ax in axes[:, j]:
+            if s["t_fit"] is not None:
+                ax.axvline(s["t_fit"], color="0.4", lw=0.8, ls="--")
+        axes[0][j].set_title(_title(run).split(", α")[0], fontsize=9)
+        axes[2][j].set_xlabel("step (log)")
+    axes[0][0].set_ylabel("effective rank")
+    axes[1][0].set_ylabel("accuracy")
+    axes[2][0].set_ylabel("probe accuracy")
+    axes[0][0].legend(loc="lower left", fontsize=7)
+    axes[1][0].legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def norm_rank_figure(res, m, names):
-    """Fig. 5 analogue: accuracy, weight norm (all parameters and last layer) and the
-    second-to-last layer's effective rank vs step, transition steps marked."""
-    runs = {n: r for g in res.values() for n, r in g.items()}
-    fig, axes = plt.subplots(2, 2, figsize=(7.5, 5.2), sharex=True)
-    c = colors(len(names))
-    for k, n in enumerate(names):
-        run, s = runs[n], m["runs"][n]
-        steps, norm = logged(run, "norm")
-        axes[0][0].plot(*logged(run, "test_acc"), color=c[k])
-        axes[0][0].plot(*logged(run, "train_acc"), color=c[k], ls=":", lw=1)
-        axes[0][1].plot(steps, norm / s["norm"]["start"], color=c[k])
-        axes[1][0].plot(*logged(run, "last_norm"), color=c[k])
-        axes[1][1].plot(*logged(run, "erank", PEN), color=c[k], label=_label(s))
-        for ax in axes.flat:
-            if s["t_gen"] is not None:
-                ax.axvline(s["t_gen"], color=c[k], lw=0.8, ls="--")
-    axes[0][0].set(ylabel="test (solid) / train (dotted) acc.", ylim=(0, 1.02))
-    axes[0][1].set(ylabel="‖θ‖ / ‖θ₀‖ (all parameters)")
-    axes[1][0].set(ylabel="‖θ‖ of the last layer")
-    axes[1][1].set(ylabel="effective rank, 2nd-to-last layer")
-    for ax in axes.flat:
-        ax.set_xscale("log")
-    for ax in axes[1]:
-        ax.set_xlabel("step")
-    axes[1][1].legend(loc="lower left", fontsize=7)
+def norm_rank_figure(res, m):
+    """Fig. 5 analogue: the grokking net and its larger-N twin, every seed: accuracy, the norm
+    of all parameters relative to its initial value, and the second-to-last layer's effective
+    rank vs step."""
+    groups = [("N = " + str(runs[0]["spec"]["n_train"]), runs) for _, runs in _groups(res)[:2]]
+    fig, axes = panels(3, ncols=3, row_height=2.6)
+    c = colors(4)[2:]
+    first = m["seeds"][0]
+    for (label, runs), col in zip(groups, c):
+        for run in runs:
+            st = _style(run, first)
+            steps, norm = _logged(run, "norm")
+            axes[0].plot(*_logged(run, "test_acc"), color=col, **st, label=label if run["spec"]["seed"] == first
+                         else None)
+            axes[1].plot(steps, norm / run["records"][0]["norm"], color=col, **st)
+            axes[2].plot(*_logged(run, "erank", PEN), color=col, **st)
+    axes[0].set(ylabel="test accuracy", ylim=(0, 1.02))
+    axes[1].set(ylabel="‖θ‖ / ‖θ₀‖")
+    axes[2].set(ylabel="eff. rank, 2nd-to-last layer")
+    for ax in axes:
+        ax.set(xscale="log", xlabel="step (log)")
+    axes[0].legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def tunnel_figure(res, m, cfg):
+    """Figs. 3-4 analogue at a matched phase, each net at its own t_fit: the numerical rank of
+    every layer (first seed), and the tunnel length against the threshold (every seed)."""
+    depths = m["depths"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(WIDTH, 2.9))
+    c = colors(len(depths))
+    fracs = [float(f) for f in cfg.tunnel_fracs]
+    for k, d in enumerate(depths):
+        for n, run in res["sweep"].items():
+            s = m["runs"][n]
+            if run["spec"]["depth"] != d or s["t_fit"] is None:
+                continue
+            first = run["spec"]["seed"] == m["seeds"][0]
+            if first:
+                rec = next(r for r in run["records"] if r["step"] == s["t_fit"])
+                ax.plot(range(1, len(rec["rank"]) + 1), rec["rank"], "o-", color=c[k], ms=3, label=f"depth {d}")
+            bx.plot(fracs, [s["tunnel_at_fit"][f"{f:g}"] for f in fracs], "o-" if first else "o:", color=c[k],
+                    ms=3, lw=1.2 if first else 0.8, label=f"depth {d}" if first else None)
+    for f in fracs:
+        ax.axhline(f * cfg.width, color="0.6", lw=0.6, ls="--")
+    ax.set(xlabel="layer", ylabel=f"numerical rank ({cfg.dtype})", ylim=(0, cfg.width * 1.05))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="lower left", fontsize=7)
+    bx.set(xlabel="threshold (× width)", ylabel="tunnel length (layers)")
+    bx.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bx.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -143,71 +209,16 @@ def norm_rank_figure(res, m, names):
 def regime_figure(res, m):
     """Figs. 6-7 analogue: accuracy and the median late-layer effective rank per weight decay."""
     names = list(res["regime"])
-    fig, axes = plt.subplots(2, len(names), figsize=(3.0 * len(names), 5.0), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(2, len(names), figsize=(WIDTH, 4.6), sharex=True, squeeze=False)
     for j, n in enumerate(names):
-        run, s = res["regime"][n], m["runs"][n]
-        _acc(axes[0][j], run, s, legend=j == 0)
+        run = res["regime"][n]
+        _accuracy(axes[0][j], [run], run["spec"]["seed"], legend=j == 0)
         steps, med = late_median(run)
         axes[1][j].plot(steps[steps > 0], med[steps > 0], color=colors(3)[2])
-        axes[1][j].set(xscale="log", xlabel="step")
-        _mark(axes[1][j], s)
-        axes[0][j].set_title(f"γ = {s['weight_decay']:g}")
+        axes[1][j].set(xscale="log", xlabel="step (log)")
+        axes[0][j].set_title(f"γ = {run['spec']['weight_decay']:g}")
     axes[0][0].set_ylabel("accuracy")
-    axes[1][0].set_ylabel("median effective rank,\nlast half of the layers")
+    axes[1][0].set_ylabel("median eff. rank,\nlate layers")
+    axes[0][0].legend(loc="upper left", fontsize=7)
     fig.tight_layout()
-    return fig
-
-
-def stage_figure(res, m):
-    """Fig. 1c analogue for the two-stage run: accuracy, the median late-layer effective rank
-    with its turning points, and every hidden layer's effective rank."""
-    name = m["stage_run"]
-    run, s = res["stage"][name], m["runs"][name]
-    fig, axes = plt.subplots(3, 1, figsize=(6.4, 7.0), sharex=True)
-    _acc(axes[0], run, s)
-    axes[0].set(ylabel="accuracy", title=_label(s))
-    steps, med = late_median(run)
-    axes[1].plot(steps[steps > 0], med[steps > 0], color=colors(3)[2])
-    axes[1].set(xscale="log", ylabel="median effective rank,\nlast half of the layers")
-    if s["rank_double_descent"]:
-        for t, mk in zip(s["rank_double_descent"], ("v", "^")):
-            axes[1].plot(max(t, 1), value_at(steps, med, t), mk, color="k", ms=7)
-    _layer_lines(axes[2], run, "erank")
-    axes[2].set(ylabel="effective rank per layer")
-    axes[2].legend(loc="lower left")
-    for ax in axes:
-        _mark(ax, s)
-        if s["two_stage"]:
-            ax.axvspan(*s["two_stage"], color="0.85", zorder=0)
-    fig.tight_layout()
-    return fig
-
-
-def trajectory_figure(res, m, names):
-    """Fig. 5 read the other way: each run's path in the (weight norm, rank) plane, coloured by
-    its test accuracy. A horizontal stretch means the norm moves while the rank does not."""
-    runs = {n: r for g in res.values() for n, r in g.items()}
-    rows = math.ceil(len(names) / 2)
-    fig, axes = plt.subplots(rows, 2, figsize=(7.0, 3.0 * rows), sharey=True, squeeze=False)
-    for ax in axes.flat[len(names):]:
-        ax.set_visible(False)
-    for ax, n in zip(axes.flat, names):
-        run, s = runs[n], m["runs"][n]
-        _, norm = series(run, "norm")
-        _, rank = series(run, "erank", PEN)
-        _, test = series(run, "test_acc")
-        ax.plot(norm / norm[0], rank, color="0.75", lw=1, zorder=1)
-        sc = ax.scatter(norm / norm[0], rank, c=test, cmap="viridis", vmin=0, vmax=1, s=14, zorder=2)
-        steps = series(run, "norm")[0]
-        for t, mk, lab in ((s["t_fit"], "s", "t_fit"), (s["t_gen"], "D", "t_gen")):
-            if t is not None:
-                ax.plot(value_at(steps, norm, t) / norm[0], value_at(steps, rank, t), mk, mfc="none", mec="k", ms=8,
-                        label=lab)
-        ax.set(xlabel="‖θ‖ / ‖θ₀‖", title=_label(s))
-        ax.invert_xaxis()  # training runs from right (large norm) to left
-    for row in axes:
-        row[0].set_ylabel("effective rank,\n2nd-to-last layer")
-    axes[0][0].legend(loc="lower left")
-    fig.tight_layout()
-    fig.colorbar(sc, ax=axes.ravel().tolist(), label="test accuracy", fraction=0.03)
     return fig

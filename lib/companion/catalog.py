@@ -16,7 +16,7 @@ ENTRIES = [
          minutes={"smoke": 0.8, "cpu": 14, "gpu": 7}, contract=2),
     dict(id="deep-grokking", title="Deep grokking: would deep neural networks generalize better?",
          part="Training dynamics", module="deep_grokking", datasets=("mnist-test-images", "mnist-test-labels"),
-         minutes={"smoke": 0.5, "cpu": 16, "gpu": 15}),
+         minutes={"smoke": 0.5, "cpu": 15, "gpu": 15}, contract=2),
     dict(id="cubic-newton", title="Improving stochastic cubic Newton with momentum",
          part="Optimization", module="cubic_newton", datasets=("mnist-test-images", "mnist-test-labels"),
          minutes={"smoke": 0.5, "cpu": 6, "gpu": 5}, contract=2),

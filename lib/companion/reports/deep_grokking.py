@@ -99,7 +99,19 @@ def summarize(run, cfg: Config) -> dict:
         "final_rank": run["records"][-1]["rank"],
         "tunnel_at_fit": tunnels(fit_rec["rank"], cfg) if fit_rec else None,
         "tunnel_at_end": tunnels(run["records"][-1]["rank"], cfg),
+        "probe": _probes(run),
     }
+
+
+def _probes(run):
+    """The first and last linear-probe evaluation of a run: step, the least readable hidden
+    layer's probe accuracy, the output layer's (None if the run has no probes)."""
+    recs = [r for r in run["records"] if "probe_acc" in r]
+    if not recs:
+        return None
+    a, b = recs[0], recs[-1]
+    return {"first_step": a["step"], "last_step": b["step"], "worst_hidden_first": min(a["probe_acc"][:-1]),
+            "worst_hidden_last": min(b["probe_acc"][:-1])}
 
 
 def curve_distance(a, b, key, layer=None, t0=0, how="l2"):
@@ -166,6 +178,10 @@ def seed_metrics(res: dict, cfg: Config, seed: int, runs: dict) -> dict:
     return out
 
 
+def _ratio(a, b):
+    return a / b if b and math.isfinite(a) and math.isfinite(b) else math.nan
+
+
 def metrics(res: dict, cfg: Config) -> dict:
     """The numbers the claims, figures and prose use (no timings: equal seeds give equal files)."""
     runs = {name: summarize(r, cfg) for group in res.values() for name, r in group.items()}
@@ -180,9 +196,15 @@ def metrics(res: dict, cfg: Config) -> dict:
             if other else math.nan
         m["norm_distance_seeds"] = curve_distance(mains[i], other, "norm", how="l2") if other else math.nan
         m["rank_separation"] = m["rank_distance_n"] - m["rank_distance_seeds"]
-    out = {"runs": runs, "per_seed": per_seed, "per_deep_seed": [m for m in per_seed if "deep" in m],
+        # how many times the seed-to-seed distance the two N are apart (an observation, not a claim)
+        m["norm_sep_ratio"] = _ratio(m["norm_distance_n"], m["norm_distance_seeds"])
+        m["rank_sep_ratio"] = _ratio(m["rank_distance_n"], m["rank_distance_seeds"])
+    deep = [m for m in per_seed if "deep" in m]
+    out = {"runs": runs, "per_seed": per_seed, "per_deep_seed": deep, "n_deep_seeds": len(deep),
            "seeds": list(cfg.seeds), "depths": list(cfg.depths), "width": cfg.width}
     out.update(C.seed_stats(per_seed))
+    if deep:
+        out["deep_stats"] = C.seed_stats(deep)
     if res["regime"]:
         out["regimes"] = {f"{runs[n]['weight_decay']:g}": n for n in res["regime"]}
     return C.finite(out)

@@ -61,46 +61,45 @@ def _groups(res):
 def rank_dd_figure(res, m, cfg):
     """The rank double descent, with the test accuracy on the same (linear) step axis and the
     controls beside: for each group, accuracy over the median effective rank of the last half
-    of the hidden layers. The initial transient (before cfg.dense_from) is shaded and left out
-    of the rank axis' range, so that the later moves are visible."""
+    of the hidden layers relative to its value at cfg.dense_from (seeds start at different
+    ranks; their moves are what matters). The initial transient (before cfg.dense_from) is
+    shaded and left out of the rank axis' range, so that the later moves are visible."""
     groups = _groups(res)
-    ncol = 2
-    nrow = 2 * -(-len(groups) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(WIDTH, 1.75 * nrow), squeeze=False,
-                             gridspec_kw=dict(height_ratios=[1, 1.3] * (nrow // 2)))
+    rows = -(-len(groups) // 2)
+    fig = plt.figure(figsize=(WIDTH, 3.3 * rows))
+    subs = np.atleast_1d(fig.subfigures(rows, 2, wspace=0.02, hspace=0.04)).ravel()
     first = m["seeds"][0]
-    for k, (title, runs) in enumerate(groups):
-        acc, rk = axes[2 * (k // ncol)][k % ncol], axes[2 * (k // ncol) + 1][k % ncol]
+    named = {n: r for g in ("sweep", "data", "alpha", "decay") for n, r in res[g].items()}
+    for k, (sub, (title, runs)) in enumerate(zip(subs, groups)):
+        acc, rk = sub.subplots(2, 1, sharex=True, gridspec_kw=dict(height_ratios=[1, 1.4], hspace=0.08))
         _accuracy(acc, runs, first, log=False, legend=k == 0)
-        acc.set_title(f"{title}\n{_title(runs[0])}", fontsize=8)
+        sub.suptitle(f"{title}\n{_title(runs[0])}", fontsize=8)
         lo, hi = np.inf, -np.inf
         for run in runs:
             steps, med = late_median(run)
-            rk.plot(steps, med, color=colors(3)[2], **_style(run, first))
-            late = med[steps >= cfg.dense_from]
+            rel = med / value_at(steps, med, cfg.dense_from)
+            rk.plot(steps, rel, color=colors(3)[2], **_style(run, first))
+            late = rel[steps >= cfg.dense_from]
             lo, hi = min(lo, late.min()), max(hi, late.max())
-            s = m["runs"][next(n for n, r in {**res["sweep"], **res["data"], **res["alpha"], **res["decay"]}.items()
-                               if r is run)]
-            if s["rank_double_descent"] and run["spec"]["seed"] == first:
-                for t, mk in zip(s["rank_double_descent"], ("v", "^")):
-                    rk.plot(t, value_at(steps, med, t), mk, color="k", ms=6, zorder=3)
-            if s["t_fit"] is not None and run["spec"]["seed"] == first:
+            if run["spec"]["seed"] != first:
+                continue
+            s = m["runs"][next(n for n, r in named.items() if r is run)]
+            for t, mk in zip(s["rank_double_descent"] or (), ("v", "^")):
+                rk.plot(t, value_at(steps, rel, t), mk, color="k", ms=6, zorder=3)
+            if s["t_fit"] is not None:
                 for ax in (acc, rk):
                     ax.axvline(s["t_fit"], color="0.4", lw=0.8, ls="--")
         pad = 0.08 * (hi - lo)
-        rk.set(ylim=(lo - pad, hi + pad), xlabel="step")
+        rk.set(ylim=(lo - pad, hi + pad), xlabel="step", xlim=(0, runs[0]["records"][-1]["step"]))
+        rk.xaxis.set_major_locator(MaxNLocator(4))
         for ax in (acc, rk):
             ax.axvspan(0, cfg.dense_from, color="0.9", zorder=0)
-            ax.set_xlim(0, runs[0]["records"][-1]["step"])
-            ax.xaxis.set_major_locator(MaxNLocator(4))
-        acc.tick_params(labelbottom=False)
-        if k % ncol == 0:
-            acc.set_ylabel("accuracy")
-            rk.set_ylabel("median eff. rank,\nlate layers")
-    axes[0][0].legend(loc="lower right", fontsize=7)
-    for ax in axes.flat[2 * len(groups):]:
-        ax.set_visible(False)
-    fig.tight_layout()
+        acc.set_ylabel("accuracy" if k % 2 == 0 else "")
+        rk.set_ylabel("late-layer eff. rank\n/ its value at step " + f"{cfg.dense_from:,}" if k % 2 == 0 else "")
+        if k == 0:
+            acc.legend(loc="lower right", fontsize=7)
+    for sub in subs[len(groups):]:
+        sub.set_visible(False)
     return fig
 
 

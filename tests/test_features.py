@@ -114,3 +114,17 @@ def test_descent_onset_and_double_descent_on_constructed_series():
     assert G.double_descent(steps, np.interp(steps, [0, 250, 990], [100, 80, 100]).tolist()) is None
     assert G.double_descent(steps, np.interp(steps, [0, 250, 500, 990], [100, 98, 100, 70]).tolist()) is None
     assert G.double_descent(steps, zig, rel=0.25) is None
+
+
+def test_the_peak_condition_and_the_rise_then_fall_on_constructed_series():
+    steps = list(range(0, 1000, 10))
+    zig = np.interp(steps, [0, 250, 500, 990], [100, 80, 100, 70]).tolist()  # falls from its first point
+    assert G.double_descent(steps, zig, from_peak=True) is None  # the first fall is the start's own
+    rise_first = np.interp(steps, [0, 150, 300, 600, 990], [90, 100, 80, 100, 70]).tolist()
+    trough, peak = G.double_descent(steps, rise_first, from_peak=True)
+    assert 280 <= trough <= 320 and 580 <= peak <= 620
+    assert G.double_descent_depth(steps, rise_first, from_peak=True) == pytest.approx(0.19, abs=0.01)  # ~100 -> 80
+    trough, peak = G.rise_fall(steps, zig)
+    assert 230 <= trough <= 270 and 480 <= peak <= 520
+    assert G.detector_depth(G.rise_fall, steps, zig) == pytest.approx(0.24, abs=0.01)  # ~80 -> 100, smoothed
+    assert G.rise_fall(steps, np.interp(steps, [0, 990], [100, 50]).tolist()) is None

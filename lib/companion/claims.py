@@ -80,7 +80,8 @@ class Claim:
         verdict, k = decide(self.rule, vals, s)
         text = self.fmt.format(s["mean"]) if math.isfinite(s["mean"]) else "—"
         if len(vals) > 1:
-            text += f" (sd {_fmt_sd(self.fmt, s['sd'])}; seeds " + ", ".join(self.fmt.format(v) for v in vals) + ")"
+            text += f" (sd {_fmt_sd(self.fmt, s['sd'])}; seeds " + ", ".join(
+                self.fmt.format(v) if math.isfinite(v) else "—" for v in vals) + ")"  # —: never / undefined
         return {"id": self.id, "claim": self.claim, "paper_value": self.paper_value,
                 "our_value": _finite(s["mean"]), "our_value_text": text, "test": self.test,
                 "per_seed": [_finite(v) for v in vals], "n_seeds": len(vals), "k_holds": k,

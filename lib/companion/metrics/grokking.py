@@ -57,17 +57,24 @@ def descent_onset(steps, values, after: float = 0, drop: float = 0.05) -> float:
     return math.inf
 
 
-def double_descent(steps, values, rel: float = 0.05):
+def double_descent(steps, values, rel: float = 0.05, from_peak: bool = False):
     """Fall, rise, fall of a positive series, each by >= `rel` of the extreme it starts from
-    (a zigzag filter on the 3-point smoothed series): the rank double descent. Returns
-    (step of the trough, step of the peak between the two descents) or None."""
+    (a zigzag filter on the 3-point smoothed series): the rank double descent. With
+    `from_peak`, the first fall must start at a maximum after the series' first point: a series
+    still falling where it starts (the tail of the post-initialisation transient) has no first
+    descent until it has risen. Returns (step of the trough, step of the peak between the two
+    descents) or None."""
     v = moving_average(values, 3)
-    top, trough, peak = v[0], None, None
-    for s, x in zip(steps, v):
+    top, top_i, trough, peak = v[0], 0, None, None
+    for i, (s, x) in enumerate(zip(steps, v)):
         if trough is None:  # first descent
-            top = max(top, x)
+            if x > top:
+                top, top_i = x, i
             if x <= (1 - rel) * top:
-                trough = (s, x)
+                if from_peak and top_i == 0:
+                    top = x  # still the fall the series started with: restart from here
+                else:
+                    trough = (s, x)
         elif peak is None:  # the rise from the lowest point of the first descent
             if x < trough[1]:
                 trough = (s, x)
@@ -81,13 +88,37 @@ def double_descent(steps, values, rel: float = 0.05):
     return None
 
 
-def double_descent_depth(steps, values, tol: float = 1e-3) -> float:
-    """The largest rel for which `double_descent` finds a fall-rise-fall (0 if none): how
-    pronounced a double descent is."""
+def rise_fall(steps, values, rel: float = 0.05):
+    """A rise by >= `rel` from the lowest point so far, then a fall by >= `rel` from the highest
+    point of the rise (3-point smoothed): the second half of a double descent, without asking
+    for a first descent. Returns (step of the trough, step of the peak) or None."""
+    v = moving_average(values, 3)
+    trough, peak = (steps[0], v[0]), None
+    for s, x in zip(steps, v):
+        if peak is None:
+            if x < trough[1]:
+                trough = (s, x)
+            elif x >= (1 + rel) * trough[1]:
+                peak = (s, x)
+        elif x > peak[1]:
+            peak = (s, x)
+        elif x <= (1 - rel) * peak[1]:
+            return trough[0], peak[0]
+    return None
+
+
+def detector_depth(detect, steps, values, tol: float = 1e-3, **kw) -> float:
+    """The largest rel for which detect(steps, values, rel, **kw) finds its shape (0 if none):
+    how pronounced a double descent (or a rise and fall) is."""
     lo, hi = 0.0, 1.0
-    if double_descent(steps, values, tol) is None:
+    if detect(steps, values, tol, **kw) is None:
         return 0.0
     while hi - lo > tol:
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if double_descent(steps, values, mid) is not None else (lo, mid)
+        lo, hi = (mid, hi) if detect(steps, values, mid, **kw) is not None else (lo, mid)
     return lo
+
+
+def double_descent_depth(steps, values, tol: float = 1e-3, from_peak: bool = False) -> float:
+    """The largest rel for which `double_descent` finds a fall-rise-fall (0 if none)."""
+    return detector_depth(double_descent, steps, values, tol, from_peak=from_peak)

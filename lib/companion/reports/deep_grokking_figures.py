@@ -5,7 +5,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from companion.plotting import WIDTH, colors, panels
-from companion.reports.deep_grokking import PEN, late_median, series, value_at
+from companion.reports.deep_grokking import DROP, PEN, late_median, series, value_at
 
 TRAIN, TEST = colors(2)
 
@@ -84,11 +84,13 @@ def rank_dd_figure(res, m, cfg):
             if run["spec"]["seed"] != first:
                 continue
             s = m["runs"][next(n for n, r in named.items() if r is run)]
-            for t, mk in zip(s["rank_double_descent"] or (), ("v", "^")):
+            for t, mk in zip(s["rank_rise_fall"] or (), ("v", "^")):
                 rk.plot(t, value_at(steps, rel, t), mk, color="k", ms=6, zorder=3)
             if s["t_fit"] is not None:
                 for ax in (acc, rk):
                     ax.axvline(s["t_fit"], color="0.4", lw=0.8, ls="--")
+        rk.axhspan(1 - DROP, 1 + DROP, color="0.93", zorder=0)  # the detector's 5% scale
+        lo, hi = min(lo, 1 - DROP), max(hi, 1 + DROP)
         pad = 0.08 * (hi - lo)
         rk.set(ylim=(lo - pad, hi + pad), xlabel="step", xlim=(0, runs[0]["records"][-1]["step"]))
         rk.xaxis.set_major_locator(MaxNLocator(4))
@@ -103,11 +105,15 @@ def rank_dd_figure(res, m, cfg):
     return fig
 
 
-def _layer_lines(ax, run, key, cmap="viridis"):
+def _layer_colour(layer, L):
+    """One colour per Linear layer, the same in every panel (dark: first, light: output layer)."""
+    return plt.get_cmap("viridis")(layer / max(L - 1, 1))
+
+
+def _layer_lines(ax, run, key):
     L = len(run["records"][0][key])
-    cm = plt.get_cmap(cmap)
     for layer in range(L - 1):  # the output layer (rank <= 10) is left out
-        ax.plot(*_logged(run, key, layer), color=cm(layer / max(L - 2, 1)), lw=1.2,
+        ax.plot(*_logged(run, key, layer), color=_layer_colour(layer, L), lw=1.2,
                 label=f"layer {layer + 1}" if layer in (0, L - 2) else None)
     ax.set(xscale="log")
 
@@ -119,9 +125,9 @@ def _probe_lines(ax, run):
         return
     steps = np.array([max(r["step"], 1) for r in recs])
     L = len(recs[0]["probe_acc"])
-    cm = plt.get_cmap("viridis")
     for layer in range(L):
-        ax.plot(steps, [r["probe_acc"][layer] for r in recs], "o-", ms=3, color=cm(layer / max(L - 1, 1)), lw=1)
+        ax.plot(steps, [r["probe_acc"][layer] for r in recs], "o-", ms=3, color=_layer_colour(layer, L), lw=1,
+                label="output layer" if layer == L - 1 else None)
     ax.set(xscale="log", ylim=(0, 1.02))
 
 
@@ -145,6 +151,7 @@ def layers_figure(res, m):
     axes[2][0].set_ylabel("probe accuracy")
     axes[0][0].legend(loc="lower left", fontsize=7)
     axes[1][0].legend(loc="upper left", fontsize=7)
+    axes[2][0].legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -7,15 +7,17 @@ def _step(t) -> str:
     return "never" if t is None else f"step {t:,.0f}"
 
 
-def _onsets(m: dict) -> str:
-    """Each seed's rank onset of the grokking net and its distance to t_gen."""
+def _onsets(m: dict, group: str = "main") -> str:
+    """Each seed's rank onset in a group of runs and its distance to that run's t_gen."""
     parts = []
     for s in m["per_seed"]:
-        g = s["main"]
+        g = s[group]
+        if not g:
+            continue
         gap = g["rank_onset_minus_gen_decades"]
-        parts.append(f"{_step(g['rank_onset'])}" + (f" ({gap:+.2f} decades from its t_gen)" if gap is not None else
-                                                      " within the run"))
-    return "; ".join(f"seed {s['seed']}: {p}" for s, p in zip(m["per_seed"], parts))
+        parts.append(f"seed {s['seed']}: {_step(g['rank_onset'])}"
+                     + (f" ({gap:+.2f} decades from its t_gen)" if gap is not None else " within the run"))
+    return "; ".join(parts) or "no such runs"
 
 
 def _tunnels(m: dict) -> str:
@@ -32,11 +34,11 @@ def _tunnels(m: dict) -> str:
 
 
 def _double_descents(m: dict) -> str:
-    """Where the larger-N run's rank turns (trough, peak), per seed."""
+    """Where the larger-N run's rank turns after the transient (trough, then peak), per seed."""
     out = []
     for s in m["per_seed"]:
-        dd = s["data"].get("rank_double_descent") if s["data"] else None
-        out.append(f"seed {s['seed']}: " + (f"trough at step {dd[0]:,}, peak at step {dd[1]:,}" if dd else "none"))
+        rf = s["data"].get("rank_rise_fall") if s["data"] else None
+        out.append(f"seed {s['seed']}: " + (f"trough at step {rf[0]:,}, peak at step {rf[1]:,}" if rf else "none"))
     return "; ".join(out)
 
 
@@ -51,6 +53,9 @@ def words(m: dict, rows: list) -> dict:
     verdict = {r["id"]: C.verdict_of(r) for r in rows}
     decay_gain = (mean.get("decay") or {}).get("gain_after_fit")
     deep = (m.get("deep_stats") or {}).get("mean", {}).get("deep", {})
+    rf = {g: (mean.get(g) or {}).get("rank_rise_fall_depth") for g in ("data", "alpha", "decay")}
+    rise_fall_ahead = rf["data"] is not None and all(rf[g] is None or rf["data"] > rf[g] + 0.05
+                                                      for g in ("alpha", "decay"))
     return {
         **C.says(rows),
         "deep_fit_text": (f"only at step {deep['t_fit']:,.0f}" if deep.get("t_fit") is not None else
@@ -66,7 +71,12 @@ def words(m: dict, rows: list) -> dict:
                        "generalization" if verdict["rank-double-descent"] == "holds" and
                        verdict["two-stage-generalization"] != "holds" else
                        "both the rank shape and the two stages appear" if verdict["rank-double-descent"] == "holds"
-                       else "the rank double descent is not reproduced beyond what the controls show"),
+                       else "the rank double descent is not reproduced beyond the initialisation transient; what "
+                       "remains is its second half, a rise and a fall, " + (
+                           "larger than in the controls" if rise_fall_ahead else "no larger than in the controls")),
+        "deep_rank_after_fit_text": (f"{deep['pen_erank_change_after_fit']:+.0%}"
+                                     if deep.get("pen_erank_change_after_fit") is not None else "—"),
+        "decay_onset_text": _onsets(m, "decay"),
         "onset_text": _onsets(m),
         "tunnel_text": _tunnels(m),
         "dd_text": _double_descents(m),

@@ -228,3 +228,30 @@ def regime_figure(res, m):
     axes[0][0].legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+RULES = (("rank_dd_depth_from_0", "fall-rise-fall from step 0"),
+         ("rank_dd_depth_from_t0_any", "… after the transient"),
+         ("rank_dd_depth", "… from a maximum after it (claim)"), ("rank_rise_fall_depth", "rise-then-fall only"))
+GROUPS = (("main", "grokking net"), ("data", "larger N"), ("alpha", "small init."), ("decay", "small decay"))
+
+
+def dd_rules_figure(m):
+    """How pronounced the rank double descent is under each detection rule, for every group of
+    runs: bars at the mean over seeds, one dot per seed."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.9))
+    c = colors(len(RULES))
+    groups = [(g, label) for g, label in GROUPS if all(s[g] for s in m["per_seed"])]
+    w = 0.8 / len(RULES)
+    for k, (key, label) in enumerate(RULES):
+        for j, (g, _) in enumerate(groups):
+            vals = [100 * s[g][key] for s in m["per_seed"]]
+            x = j + (k - (len(RULES) - 1) / 2) * w
+            ax.bar(x, np.mean(vals), w * 0.92, color=c[k], label=label if j == 0 else None)
+            ax.plot([x] * len(vals), vals, "o", color="k", ms=2.5)
+    ax.axhline(100 * DROP, color="0.4", lw=0.8, ls="--")
+    ax.set_xticks(range(len(groups)), [label for _, label in groups])
+    ax.set(ylabel="depth (%)")
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    return fig

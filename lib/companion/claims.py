@@ -67,11 +67,10 @@ class Claim:
     test: str  # the test in words, shown in the table (say so if it was chosen after a run)
     fmt: str = "{:.4g}"
     scope: str = "per_seed"  # "per_seed": read on every seed; "run": one value for the run
-    over: str = "per_seed"  # the metrics' list of per-seed dicts to read (a claim on a subset of the seeds)
 
     def values(self, metrics: dict) -> list:
-        if self.scope == "per_seed" and metrics.get(self.over):
-            return [float(self.our_value(m)) for m in metrics[self.over]]
+        if self.scope == "per_seed" and metrics.get("per_seed"):
+            return [float(self.our_value(m)) for m in metrics["per_seed"]]
         return [float(self.our_value(metrics))]
 
     def evaluate(self, metrics: dict, scale: str) -> dict:
@@ -80,8 +79,7 @@ class Claim:
         verdict, k = decide(self.rule, vals, s)
         text = self.fmt.format(s["mean"]) if math.isfinite(s["mean"]) else "—"
         if len(vals) > 1:
-            text += f" (sd {_fmt_sd(self.fmt, s['sd'])}; seeds " + ", ".join(
-                self.fmt.format(v) if math.isfinite(v) else "—" for v in vals) + ")"  # —: never / undefined
+            text += f" (sd {_fmt_sd(self.fmt, s['sd'])}; seeds " + ", ".join(self.fmt.format(v) for v in vals) + ")"
         return {"id": self.id, "claim": self.claim, "paper_value": self.paper_value,
                 "our_value": _finite(s["mean"]), "our_value_text": text, "test": self.test,
                 "per_seed": [_finite(v) for v in vals], "n_seeds": len(vals), "k_holds": k,
@@ -163,12 +161,6 @@ def verify(checks, metrics: dict) -> list:
 
 
 MARK = {"holds": "✓ holds", "mixed": "≈ mixed", "fails": "✗ fails"}
-VERDICT_WORD = {"holds": "holds", "mixed": "is mixed", "fails": "fails"}
-
-
-def says(rows: list) -> dict:
-    """{"says.<claim id>": "holds" | "is mixed" | "fails"}: a verdict as the prose words it."""
-    return {f"says.{r['id']}": VERDICT_WORD[verdict_of(r)] for r in rows}
 
 
 def verdict_text(row: dict) -> str:

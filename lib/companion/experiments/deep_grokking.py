@@ -58,8 +58,8 @@ class Config:
                     "are not comparable", choices=("float32", "float64"))
     rank_rtol: float = param(0.0, "relative tolerance of the numerical rank; 0 = the official rule, width x eps of "
                           "the dtype", range=(0.0, 1.0))
-    tunnel_frac: float = param(0.75, "a layer is in the tunnel if its rank is below tunnel_frac x width "
-                            "(the paper: 300 of 400)", range=(0.01, 1.0))
+    tunnel_frac: float = param(0.75, "the headline tunnel threshold (x width; the paper: 300 of 400), marked in "
+                            "the tunnel figure and quoted in the text", range=(0.01, 1.0))
     tunnel_fracs: tuple[float, ...] = param((0.6, 0.7, 0.75, 0.8, 0.9), "thresholds (x width) over which the "
                                          "tunnel length is compared", range=(0.01, 1.0))
     control_alpha: float = param(1.0, "initialisation scale of the first control, which should not grok (0 = no "

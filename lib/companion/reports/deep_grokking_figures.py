@@ -202,6 +202,8 @@ def tunnel_figure(res, m, cfg):
                     ms=3, lw=1.2 if first else 0.8, label=f"depth {d}" if first else None)
     for f in fracs:
         ax.axhline(f * cfg.width, color="0.6", lw=0.6, ls="--")
+    ax.axhline(cfg.tunnel_frac * cfg.width, color="0.3", lw=1.0)  # the headline threshold
+    bx.axvline(cfg.tunnel_frac, color="0.3", lw=1.0)
     ax.set(xlabel="layer", ylabel=f"numerical rank ({cfg.dtype})", ylim=(0, cfg.width * 1.05))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower left", fontsize=7)

@@ -3,6 +3,9 @@ glues them beside the numbers (contract v2), so that a rerun never contradicts i
 from companion import claims as C
 
 
+VERDICT_WORD = {"holds": "holds", "mixed": "is mixed", "fails": "fails"}  # as warmup_prose words them
+
+
 def _step(t) -> str:
     return "never" if t is None else f"step {t:,.0f}"
 
@@ -29,7 +32,8 @@ def _tunnels(m: dict) -> str:
     for f in deep[0]["main"]["tunnel_at_fit"]:
         a = "/".join(str(s["main"]["tunnel_at_fit"][f]) for s in deep)
         b = "/".join(str(s["deep"]["tunnel_at_fit"][f]) for s in deep)
-        rows.append(f"{f} × width: {a} vs {b}")
+        rows.append(f"{f} × width" + (" (the headline threshold)" if float(f) == m["tunnel_frac"] else "")
+                    + f": {a} vs {b}")
     return "; ".join(rows)
 
 
@@ -57,7 +61,7 @@ def words(m: dict, rows: list) -> dict:
     rise_fall_ahead = rf["data"] is not None and all(rf[g] is None or rf["data"] > rf[g] + 0.05
                                                       for g in ("alpha", "decay"))
     return {
-        **C.says(rows),
+        **{f"says.{r['id']}": VERDICT_WORD[C.verdict_of(r)] for r in rows},
         "deep_fit_text": (f"only at step {deep['t_fit']:,.0f}" if deep.get("t_fit") is not None else
                           "not within its run on every seed"),
         "deep_test_at_fit_text": (f"{deep['test_at_fit']:.2f}" if deep.get("test_at_fit") is not None else "—"),

@@ -24,7 +24,7 @@ def _lion_vs_paper(v: dict) -> str:
     if lionar == "holds" and liona == "holds":
         return "As in the paper, LionA and LionAR both still benefit from warmup."
     return ("The paper finds that LionA and LionAR both still benefit from warmup; here *liona-still-"
-            f"benefits* {C.VERDICT_WORD[liona]} and *lionar-still-benefits* {C.VERDICT_WORD[lionar]}, at each optimizer's best "
+            f"benefits* {VERDICT_WORD[liona]} and *lionar-still-benefits* {VERDICT_WORD[lionar]}, at each optimizer's best "
             "learning rate.")
 
 
@@ -55,6 +55,9 @@ def _spread_note(m: dict) -> str:
 
 def side(x, neg, pos):
     return neg if x <= 0 else pos
+
+
+VERDICT_WORD = {"holds": "holds", "mixed": "is mixed", "fails": "fails"}
 
 
 def words(m: dict, rows: list) -> dict:
@@ -126,5 +129,5 @@ def words(m: dict, rows: list) -> dict:
         "ibc_reading": ("the implicit warmup it hides does not help it here" if mean["noibc_minus_recipe"] <= 0 else
                         "the implicit warmup it hides accounts for part of what it gains"),
         "lion_vs_paper": _lion_vs_paper(v),
-        **C.says(rows),
+        **{f"says.{r['id']}": VERDICT_WORD[C.verdict_of(r)] for r in rows},
     }
